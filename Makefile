@@ -1,0 +1,29 @@
+# The two commands of the quick start: `make demo` and `make test`.
+# Each creates .venv if missing and installs the package (editable) into it.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python setup.cfg setup.py pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider -q
+
+bench: $(STAMP)
+	$(BIN)/python -m gruvi_gevent.bench
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,0 +1,155 @@
+"""Zope adapters that make foreign objects waitable (``IWaitable(obj)``).
+
+Registered here: gevent's ``Greenlet`` (ready when it has finished),
+``gevent.event.Event`` (ready when set), ``gevent.event.AsyncResult`` (ready
+when it holds a value or an exception), ``gevent.subprocess.Popen`` (ready
+when the child has exited and ``returncode`` is set) and
+``concurrent.futures.Future`` (ready when done; it may complete in any thread).
+
+Adapters live in :data:`registry`, a zope ``AdapterRegistry`` consulted through
+``zope.interface``'s adapter hooks, so ``IWaitable(obj)`` works for every
+registered type. A third party registers its own type the ordinary zope way::
+
+    from gruvi_gevent.adapters import registry
+    from gruvi_gevent.interfaces import IWaitable
+    from zope.interface import implementedBy
+
+    registry.register([implementedBy(MyThing)], IWaitable, '', MyThingWaitable)
+
+The gevent objects call back in their hub, and belong to the thread of that hub.
+"""
+
+import concurrent.futures
+
+import gevent.event
+import gevent.subprocess
+from gevent import Greenlet
+from zope.interface import implementedBy, implementer, providedBy
+from zope.interface.adapter import AdapterRegistry
+from zope.interface.interface import adapter_hooks
+
+from .interfaces import IWaitable
+from .logs import log
+
+__all__ = ['registry', 'GeventWaitable', 'ConcurrentFutureWaitable']
+
+registry = AdapterRegistry()
+
+
+def _adapter_hook(interface, obj):
+    factory = registry.lookup1(providedBy(obj), interface, '')
+    return None if factory is None else factory(obj)
+
+
+adapter_hooks.append(_adapter_hook)
+
+
+class _Link:
+    """One done callback of an adapted object; also its handle."""
+
+    __slots__ = ('func', 'args', 'active')
+
+    def __init__(self, func, args):
+        self.func = func
+        self.args = args
+        self.active = True
+
+    def __call__(self, source=None):
+        if not self.active:
+            return
+        self.active = False
+        try:
+            self.func(*self.args)
+        except Exception as exc:
+            log(40, 'done callback %r raised %r', self.func, exc, exc_info=exc)
+
+
+@implementer(IWaitable)
+class GeventWaitable:
+    """Adapts a gevent object with ``rawlink``/``unlink`` (callbacks run in its hub)."""
+
+    def __init__(self, obj, linkable=None, ready=None):
+        self.obj = obj
+        self._linkable = obj if linkable is None else linkable
+        self._ready = ready or obj.ready
+
+    def __repr__(self):
+        return '<%s for %r>' % (type(self).__name__, self.obj)
+
+    def add_done_callback(self, callback, *args):
+        """Call ``callback(*args)`` once the object is ready (at once if it is)."""
+        if not callable(callback):
+            raise TypeError('callback must be callable, got %r' % (callback,))
+        link = _Link(callback, args)
+        if self._ready():
+            link()
+            return None
+        self._linkable.rawlink(link)
+        return link
+
+    def remove_done_callback(self, handle):
+        """Remove a callback added by :meth:`add_done_callback`; None or twice is fine."""
+        if handle is None:
+            return
+        handle.active = False
+        self._linkable.unlink(handle)
+
+
+def _event_waitable(event):
+    return GeventWaitable(event, ready=event.is_set)
+
+
+def _popen_waitable(popen):
+    return GeventWaitable(popen, linkable=popen.result,
+                          ready=lambda: popen.returncode is not None)
+
+
+@implementer(IWaitable)
+class ConcurrentFutureWaitable:
+    """Adapts a ``concurrent.futures.Future``; callbacks run in the completing thread.
+
+    ``concurrent.futures`` has no way to remove a callback, so removal takes the
+    callback out of the future's list under the future's own lock.
+    """
+
+    def __init__(self, future):
+        self.obj = future
+
+    def __repr__(self):
+        return '<%s for %r>' % (type(self).__name__, self.obj)
+
+    def add_done_callback(self, callback, *args):
+        """Call ``callback(*args)`` once the future is done (at once if it is)."""
+        if not callable(callback):
+            raise TypeError('callback must be callable, got %r' % (callback,))
+        link = _Link(callback, args)
+        future = self.obj
+        with future._condition:
+            if not future.done():
+                future._done_callbacks.append(link)
+                return link
+        link()
+        return None
+
+    def remove_done_callback(self, handle):
+        """Remove a callback added by :meth:`add_done_callback`; None or twice is fine."""
+        if handle is None:
+            return
+        handle.active = False
+        future = self.obj
+        with future._condition:
+            try:
+                future._done_callbacks.remove(handle)
+            except ValueError:
+                pass
+
+
+def _register(cls, factory):
+    registry.register([implementedBy(cls)], IWaitable, '', factory)
+
+
+_register(Greenlet, GeventWaitable)
+_register(gevent.event.Event, _event_waitable)
+_register(gevent.event.AsyncResult, GeventWaitable)
+_register(gevent.subprocess.Popen, _popen_waitable)
+_register(concurrent.futures.Future, ConcurrentFutureWaitable)

@@ -1,0 +1,405 @@
+"""The Future: the state and the future result of an asynchronous function call.
+
+A future is *pending*, then *running* (once a pool has capacity to run the
+function), then *done*: with a result, with an exception, or cancelled.
+Pools drive it through the producer side (:meth:`Future.set_running`,
+:meth:`Future.set_result`, :meth:`Future.set_exception`); consumers wait on it
+(:meth:`Future.result`) or ask to be called back (:meth:`Future.add_done_callback`).
+
+Thread-safety: every method may be called from any native thread. State
+changes happen under one module-wide *original* OS lock (never a
+monkey-patched one; see :mod:`gruvi_gevent.wakeup`), shared by all futures so
+that a future needs no lock object of its own; callbacks run after the lock
+is released. A pending future with no callbacks is three slots, about 56 bytes.
+"""
+
+import sys
+import types
+from time import monotonic
+
+from gevent.hub import get_hub
+
+from .errors import Cancelled, Timeout
+from .logs import log
+from .wakeup import allocate_lock, check_timeout, get_ident, keepalive, new_waker
+
+__all__ = ['Future']
+
+# The states. _RUNNING's _result is the canceller (see Future._set_running).
+_PENDING, _RUNNING, _DONE, _FAILED, _CANCELLED = range(5)
+
+_STATE_NAMES = {
+    _PENDING: 'pending',
+    _RUNNING: 'running',
+    _DONE: 'done',
+    _FAILED: 'failed',
+    _CANCELLED: 'cancelled',
+}
+
+# One lock for the state of every future: held for a few bytecodes at a time,
+# it costs less than a lock per future (~100 bytes each) and never nests.
+_lock = allocate_lock()
+
+
+class _Callback:
+    """A done callback and its arguments; also the handle returned for it."""
+
+    __slots__ = ('func', 'args')
+
+    def __init__(self, func, args):
+        self.func = func
+        self.args = args
+
+    def __call__(self):
+        self.func(*self.args)
+
+    def __repr__(self):
+        return '<done callback %r%r>' % (self.func, self.args)
+
+
+class _HubLink:
+    """A gevent ``rawlink`` callback: delivered as ``callback(future)`` in the hub.
+
+    While linked it holds the hub's keep-alive, so that ``gevent.wait()`` on a
+    future that a native thread completes does not end in ``LoopExit``.
+    """
+
+    __slots__ = ('future',     # the linked future, passed to callback
+                 'callback',   # gevent's callback, e.g. iwait's switch
+                 'hub',        # the hub of the thread that linked
+                 'active')     # still owed a call; only touched in the hub's thread
+
+    def __init__(self, future, callback, hub):
+        self.future = future
+        self.callback = callback
+        self.hub = hub
+        self.active = True
+        keepalive(hub).hold()
+
+    def __call__(self):
+        loop = self.hub.loop
+        if loop is None:
+            return
+        if get_ident() == self.hub.thread_ident:
+            loop.run_callback(self.fire)
+        else:
+            loop.run_callback_threadsafe(self.fire)
+
+    def fire(self):
+        if self.deactivate():
+            self.callback(self.future)
+
+    def deactivate(self):
+        """Release the keep-alive once; return whether the link was active."""
+        if not self.active:
+            return False
+        self.active = False
+        keepalive(self.hub).release()
+        return True
+
+
+def _run_callbacks(callbacks):
+    """Call each callback; log those that fail, and let none stop the others.
+
+    A callback that raises a BaseException that is not an Exception (say
+    ``KeyboardInterrupt``) is logged too, and the first such exception is
+    re-raised once every callback has run.
+    """
+    if type(callbacks) is not dict:
+        callbacks = (callbacks,)
+    escaped = None
+    for callback in callbacks:
+        try:
+            callback()
+        except BaseException as exc:
+            log(40, 'done callback %r raised %r', callback, exc, exc_info=exc)
+            if escaped is None and not isinstance(exc, Exception):
+                escaped = exc
+    if escaped is not None:
+        raise escaped
+
+
+class Future:
+    """The state of an asynchronous function call.
+
+    A future captures the state and the future result of an asynchronous
+    function call. Futures are normally not instantiated directly but are
+    created by a pool: its ``submit()`` method returns a future representing
+    the state and the result of the function that will be executed
+    asynchronously in the pool. Producers of other kinds (and test harnesses)
+    may create one with ``Future()`` and complete it with :meth:`set_result`,
+    :meth:`set_exception` or :meth:`cancel`.
+
+    A future progresses through different states during its lifecycle:
+
+    * Initially the future is in the pending state.
+    * Once the pool has capacity to run the function, it moves to the running
+      state. In this state, :meth:`running` will return True.
+    * Once the function completes or raises an exception, the future moves to
+      the done state. In this state, :meth:`done` will return True.
+
+    **Thread-safety:** every method may be called from any native thread. A
+    future completed in one thread wakes the greenlets and the plain threads
+    waiting for it anywhere, without polling.
+
+    A future is also a gevent waitable: ``gevent.wait()`` and
+    ``gevent.iwait()`` accept it (through :meth:`rawlink` and :meth:`unlink`).
+    """
+
+    __slots__ = ('_state',       # one of _PENDING .. _CANCELLED
+                 '_result',      # the value, the exception, or the canceller while running
+                 '_callbacks')   # None, one callback, or a dict used as an ordered set
+
+    __class_getitem__ = classmethod(types.GenericAlias)
+
+    def __init__(self):
+        self._state = _PENDING
+        self._result = None
+        self._callbacks = None
+
+    def __repr__(self):
+        state = self._state
+        text = _STATE_NAMES[state]
+        if state == _DONE:
+            text += ' result=%s' % type(self._result).__name__
+        elif state == _FAILED:
+            text += ' exception=%r' % (self._result,)
+        return '<%s at 0x%x %s>' % (type(self).__name__, id(self), text)
+
+    # The consumer side.
+
+    def running(self):
+        """Return whether this future is running."""
+        return self._state == _RUNNING
+
+    def cancelled(self):
+        """Return whether this future was successfully cancelled."""
+        return self._state == _CANCELLED
+
+    def done(self):
+        """Return whether this future is done."""
+        return self._state >= _DONE
+
+    def cancel(self):
+        """Cancel the execution of the async function, if possible.
+
+        This method marks the future as done and sets the :class:`Cancelled`
+        exception; the done callbacks run as for any completion.
+
+        A future that is not running can always be cancelled. However when a
+        future is running, the ability to cancel it depends on the pool
+        implementation. For example, a fiber pool can cancel running fibers
+        (``Cancelled`` is raised inside the fiber at its current switchpoint)
+        but a thread pool cannot.
+
+        Return True if the future could be cancelled, False otherwise.
+        """
+        with _lock:
+            state = self._state
+            if state >= _DONE:
+                return False
+            canceller = self._result if state == _RUNNING else None
+            if state == _RUNNING and not canceller:
+                return False
+            self._result = Cancelled()
+            self._state = _CANCELLED
+            callbacks = self._callbacks
+            self._callbacks = None
+        if canceller is not None and canceller is not True:
+            canceller(self)
+        if callbacks is not None:
+            _run_callbacks(callbacks)
+        return True
+
+    def result(self, timeout=None):
+        """Wait for the future to complete and return its result.
+
+        *Switchpoint.* If the function returned normally, its return value is
+        returned here. If the function raised an exception, the exception is
+        re-raised here; if the future was cancelled, :class:`Cancelled` is.
+
+        If *timeout* (seconds) passes first, raise :class:`Timeout`. In a
+        greenlet this parks only that greenlet while the hub serves the rest;
+        in a native thread that runs no hub it blocks only that thread. Called
+        in the hub itself (a loop callback) on a future that is not done, it
+        raises ``RuntimeError`` instead of deadlocking.
+        """
+        if timeout is not None:
+            timeout = check_timeout(timeout)
+        if self._state < _DONE:
+            self._wait(timeout)
+        if self._state == _DONE:
+            return self._result
+        raise self._result
+
+    def exception(self, timeout=None):
+        """Wait for the async function to complete and return its exception.
+
+        *Switchpoint.* If the function did not raise an exception this returns
+        None; if the future was cancelled it returns a :class:`Cancelled`
+        instance. Raises :class:`Timeout` if *timeout* passes first.
+        """
+        if timeout is not None:
+            timeout = check_timeout(timeout)
+        if self._state < _DONE:
+            self._wait(timeout)
+        return None if self._state == _DONE else self._result
+
+    def add_done_callback(self, callback, *args):
+        """Add a callback that gets called when the future completes.
+
+        The callback will be called in the context of the fiber or thread that
+        sets the future's result. The callback is called with the positional
+        arguments *args* provided to this method. A callback that raises is
+        logged (logger ``gruvi_gevent``) and does not stop the other callbacks.
+
+        The return value is an opaque handle that can be used with
+        :meth:`remove_done_callback` to remove the callback.
+
+        If the future has already completed, then the callback is called
+        immediately from this method and the return value will be None.
+        """
+        if not callable(callback):
+            raise TypeError('callback must be callable, got %r' % (callback,))
+        entry = _Callback(callback, args)
+        if self._add(entry):
+            return entry
+        _run_callbacks(entry)
+        return None
+
+    def remove_done_callback(self, handle):
+        """Remove a callback that was added by :meth:`add_done_callback`.
+
+        It is not an error to remove a callback that was already removed, nor
+        to pass None (the handle of a callback that was called at once).
+        """
+        if handle is None:
+            return
+        if not isinstance(handle, _Callback):
+            raise TypeError('handle must be a handle returned by add_done_callback, '
+                            'got %r' % (handle,))
+        self._remove(handle)
+
+    # gevent's wait protocol.
+
+    def rawlink(self, callback):
+        """Call ``callback(self)`` in the calling thread's hub once the future is done.
+
+        This is gevent's waiting protocol, used by ``gevent.wait()`` and
+        ``gevent.iwait()``.
+        """
+        if not callable(callback):
+            raise TypeError('callback must be callable, got %r' % (callback,))
+        link = _HubLink(self, callback, get_hub())
+        if not self._add(link):
+            link()
+
+    def unlink(self, callback):
+        """Remove every ``rawlink`` of *callback*; unknown callbacks are ignored."""
+        removed = []
+        with _lock:
+            callbacks = self._callbacks
+            if type(callbacks) is dict:
+                for entry in list(callbacks):
+                    if type(entry) is _HubLink and entry.callback == callback:
+                        del callbacks[entry]
+                        removed.append(entry)
+            elif type(callbacks) is _HubLink and callbacks.callback == callback:
+                self._callbacks = None
+                removed.append(callbacks)
+        for link in removed:
+            link.deactivate()
+
+    # The producer side.
+
+    def set_running(self, can_cancel=False):
+        """Move a pending future to the running state.
+
+        *can_cancel* says whether :meth:`cancel` may still cancel it while it
+        runs. A no-op in any state but pending. Return whether the future
+        moved, so that a producer knows to skip work cancelled before it began.
+        """
+        return self._set_running(True if can_cancel else None)
+
+    def _set_running(self, canceller):
+        """Like :meth:`set_running`: *canceller* None (not cancellable), True
+        (cancellable, nothing to interrupt) or ``canceller(future)``, called
+        after a running future was cancelled to interrupt its job."""
+        with _lock:
+            if self._state != _PENDING:
+                return False
+            self._result = canceller
+            self._state = _RUNNING
+        return True
+
+    def set_result(self, result):
+        """Complete the future with *result*. A no-op if it is already done."""
+        self._complete(_DONE, result)
+
+    def set_exception(self, exception):
+        """Complete the future with *exception*. A no-op if it is already done."""
+        if not isinstance(exception, BaseException):
+            raise TypeError('exception must be an exception instance, got %r' % (exception,))
+        self._complete(_FAILED, exception)
+
+    def _complete(self, state, result):
+        with _lock:
+            if self._state >= _DONE:
+                return False
+            self._result = result
+            self._state = state
+            callbacks = self._callbacks
+            self._callbacks = None
+        if callbacks is not None:
+            _run_callbacks(callbacks)
+        return True
+
+    # Callback bookkeeping.
+
+    def _add(self, entry):
+        """Register *entry* to be called on completion; False if already done."""
+        with _lock:
+            if self._state >= _DONE:
+                return False
+            callbacks = self._callbacks
+            if callbacks is None:
+                self._callbacks = entry
+            elif type(callbacks) is dict:
+                callbacks[entry] = None
+            else:
+                self._callbacks = {callbacks: None, entry: None}
+        return True
+
+    def _remove(self, entry):
+        with _lock:
+            callbacks = self._callbacks
+            if callbacks is entry:
+                self._callbacks = None
+            elif type(callbacks) is dict:
+                callbacks.pop(entry, None)
+
+    def _wait(self, timeout):
+        """Park the caller until the future is done; raise Timeout after *timeout*."""
+        waker = new_waker()
+        if not self._add(waker):
+            return
+        try:
+            if timeout is None:
+                while self._state < _DONE:
+                    waker.wait()
+                return
+            deadline = monotonic() + timeout
+            while self._state < _DONE:
+                remaining = deadline - monotonic()
+                if remaining <= 0 or not waker.wait(remaining):
+                    if self._state < _DONE:
+                        raise Timeout('future not done after %.3g seconds' % timeout)
+        finally:
+            self._remove(waker)
+
+    def _callback_count(self):
+        """Return how many callbacks are registered (for tests and leak checks)."""
+        callbacks = self._callbacks
+        if callbacks is None:
+            return 0
+        return len(callbacks) if type(callbacks) is dict else 1

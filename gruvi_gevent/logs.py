@@ -1,0 +1,56 @@
+"""The ``gruvi_gevent`` logger, and logging that is safe from native threads.
+
+Under ``monkey.patch_all()`` a logging handler's lock is a greenlet lock, and
+a native thread that takes a greenlet lock also taken by greenlets can hang
+for good. So code that may run in a pool thread never logs there: it calls
+:func:`log`, which hands the record to the main thread's hub when the
+process is monkey-patched and the caller is a native thread with no hub.
+"""
+
+import collections
+import logging
+
+from gevent import monkey
+from gevent._hub_local import get_hub_if_exists
+
+from .wakeup import get_ident
+
+__all__ = ['logger', 'log', 'note_hub']
+
+logger = logging.getLogger('gruvi_gevent')
+
+_main_ident = monkey.get_original('threading', 'main_thread')().ident
+_main_hub = None      # the hub of the main thread, once known
+_relayed = collections.deque()    # (level, msg, args, exc_info) waiting for the main hub
+
+
+def _flush():
+    while _relayed:
+        level, msg, args, exc_info = _relayed.popleft()
+        logger.log(level, msg, *args, exc_info=exc_info)
+
+
+def note_hub(hub):
+    """Remember *hub* as the relay for native threads if it is the main thread's."""
+    global _main_hub
+    if hub.thread_ident == _main_ident:
+        _main_hub = hub
+
+
+def log(level, msg, *args, exc_info=None):
+    """Log *msg % args* at *level* on the ``gruvi_gevent`` logger, from any thread."""
+    if not logger.isEnabledFor(level):
+        return
+    hub = get_hub_if_exists()
+    if hub is not None or not monkey.is_module_patched('threading'):
+        if hub is not None and _main_hub is None:
+            note_hub(hub)
+        logger.log(level, msg, *args, exc_info=exc_info)
+        return
+    main_hub = _main_hub
+    if main_hub is None or main_hub.loop is None:
+        # No hub to hand the record to: log here and hope for the best.
+        logger.log(level, msg, *args, exc_info=exc_info)
+        return
+    _relayed.append((level, msg, args, exc_info))
+    main_hub.loop.run_callback_threadsafe(_flush)

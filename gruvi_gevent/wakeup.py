@@ -1,0 +1,167 @@
+"""Parking the caller until something happens, in a greenlet or a native thread.
+
+Every wait in the library (``Future.result()``, ``wait()``, ``as_completed()``,
+``blocking()``) parks its caller through a *waker* made by :func:`new_waker`:
+
+* In a thread that has a gevent hub, the waker parks only the calling greenlet:
+  it switches to the hub, which keeps serving everyone else, and is switched
+  back by a loop callback. A wake-up sent from another native thread goes
+  through ``loop.run_callback_threadsafe``, the one loop call that is safe
+  from a foreign thread.
+* In a native thread without a hub, the waker blocks only that thread on an
+  original (never monkey-patched) OS lock.
+
+A waker is a binary semaphore: calling it (from any thread, any number of
+times) makes the next or current ``wait()`` return. Waits may wake spuriously,
+so callers re-check their condition in a loop.
+"""
+
+import math
+
+from gevent import monkey
+from gevent._hub_local import get_hub_if_exists
+from gevent._waiter import Waiter
+from greenlet import getcurrent
+
+__all__ = ['allocate_lock', 'get_ident', 'new_waker', 'check_timeout']
+
+# Under monkey.patch_all() the threading primitives become greenlet primitives;
+# state shared with native threads needs the real ones.
+allocate_lock = monkey.get_original('_thread', 'allocate_lock')
+get_ident = monkey.get_original('_thread', 'get_ident')
+
+_TIMED_OUT = object()
+_WOKEN = object()
+
+
+def check_timeout(timeout, name='timeout'):
+    """Return *timeout* as a float or None; raise for anything that is not >= 0."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError('%s must be None or a number, got %r' % (name, timeout))
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError('%s must be None or >= 0, got %r' % (name, timeout))
+    return float(timeout)
+
+
+class _KeepAlive:
+    """A ref'd async watcher that keeps a hub's loop running while greenlets wait.
+
+    Without it a greenlet waiting (with no timeout) for something only a native
+    thread will finish gets ``LoopExit`` when the loop has nothing else to do.
+    Only touched on the hub's own thread.
+    """
+
+    __slots__ = ('watcher',   # the hub loop's async watcher, started while count > 0
+                 'count')     # greenlets of this hub parked without a timer
+
+    def __init__(self, hub):
+        self.watcher = hub.loop.async_()
+        self.count = 0
+
+    def hold(self):
+        self.count += 1
+        if self.count == 1:
+            self.watcher.start(_noop)
+
+    def release(self):
+        self.count -= 1
+        if self.count == 0:
+            self.watcher.stop()
+
+
+def _noop():
+    pass
+
+
+def keepalive(hub):
+    """Return the :class:`_KeepAlive` of *hub*, creating it on first use."""
+    try:
+        return hub._gruvi_gevent_keepalive
+    except AttributeError:
+        ka = hub._gruvi_gevent_keepalive = _KeepAlive(hub)
+        return ka
+
+
+class GreenletWaker:
+    """Parks one greenlet in a hub thread; may be woken from any thread."""
+
+    __slots__ = ('hub',      # the hub of the waiting greenlet's thread
+                 'ident',    # that thread's ident, to pick the cheap same-thread wake-up
+                 'waiter')   # gevent Waiter the greenlet parks in
+
+    def __init__(self, hub):
+        self.hub = hub
+        self.ident = hub.thread_ident
+        self.waiter = Waiter(hub)
+
+    def __call__(self, *ignored):
+        """Wake the parked greenlet (or make its next wait return at once)."""
+        loop = self.hub.loop
+        if loop is None:        # the hub was destroyed; nobody is left to wake
+            return
+        if get_ident() == self.ident:
+            loop.run_callback(self.waiter.switch, _WOKEN)
+        else:
+            loop.run_callback_threadsafe(self.waiter.switch, _WOKEN)
+
+    def wait(self, timeout=None):
+        """Park until woken or until *timeout* passes. Return False on timeout.
+
+        *Switchpoint.*
+        """
+        hub = self.hub
+        waiter = self.waiter
+        if timeout is None:
+            ka = keepalive(hub)
+            ka.hold()
+            try:
+                waiter.get()
+            finally:
+                ka.release()
+                waiter.clear()
+            return True
+        timer = hub.loop.timer(timeout)
+        timer.start(waiter.switch, _TIMED_OUT)
+        try:
+            return waiter.get() is not _TIMED_OUT
+        finally:
+            timer.close()
+            waiter.clear()
+
+
+class ThreadWaker:
+    """Blocks one native thread that runs no hub; may be woken from any thread."""
+
+    __slots__ = ('lock',)   # an original OS lock, held while nobody has woken us
+
+    def __init__(self):
+        self.lock = allocate_lock()
+        self.lock.acquire()
+
+    def __call__(self, *ignored):
+        """Wake the blocked thread (or make its next wait return at once)."""
+        try:
+            self.lock.release()
+        except RuntimeError:    # already released: a wake-up is pending
+            pass
+
+    def wait(self, timeout=None):
+        """Block until woken or until *timeout* passes. Return False on timeout."""
+        return self.lock.acquire(True, -1 if timeout is None else timeout)
+
+
+def new_waker():
+    """Return a waker that parks the caller: its greenlet, or its native thread.
+
+    Raises ``RuntimeError`` when called in the hub itself (a loop callback),
+    where parking would deadlock the loop.
+    """
+    hub = get_hub_if_exists()
+    if hub is None:
+        return ThreadWaker()
+    if getcurrent() is hub:
+        raise RuntimeError('cannot wait inside the gevent hub (a loop callback '
+                           'or a watcher): the hub would have to wait for itself')
+    return GreenletWaker(hub)
