@@ -3,11 +3,22 @@
 Asynchronous function calls: submit work to a :class:`FiberPool` (greenlets)
 or a :class:`ThreadPool` (OS threads), get a :class:`Future` back, and wait on
 futures and gevent's own objects with :func:`wait` and :func:`as_completed`.
+:func:`blocking` runs a blocking call in the process-wide IO thread pool
+while the hub keeps serving every other greenlet.
 """
 
 from .errors import Cancelled, Error, Timeout
 from .future import Future
 from .waiting import as_completed, wait
+from .pool import PoolBase
+from .fiberpool import FiberPool
+from .threadpool import ThreadPool
+from .blocking import blocking, get_cpu_pool, get_io_pool
 from . import adapters  # noqa: F401  (registers the IWaitable adapters)
 
-__all__ = ['Future', 'wait', 'as_completed', 'Error', 'Timeout', 'Cancelled']
+__all__ = [
+    'Future', 'PoolBase', 'FiberPool', 'ThreadPool',
+    'get_io_pool', 'get_cpu_pool', 'blocking',
+    'wait', 'as_completed',
+    'Error', 'Timeout', 'Cancelled',
+]

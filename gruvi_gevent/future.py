@@ -13,7 +13,7 @@ that a future needs no lock object of its own; callbacks run after the lock
 is released. A pending future with no callbacks is three slots, about 56 bytes.
 """
 
-import sys
+import os
 import types
 from time import monotonic
 
@@ -39,6 +39,15 @@ _STATE_NAMES = {
 # One lock for the state of every future: held for a few bytecodes at a time,
 # it costs less than a lock per future (~100 bytes each) and never nests.
 _lock = allocate_lock()
+
+
+def _reinit_lock_after_fork():
+    # A thread that held the lock at fork time does not exist in the child.
+    global _lock
+    _lock = allocate_lock()
+
+
+os.register_at_fork(after_in_child=_reinit_lock_after_fork)
 
 
 class _Callback:

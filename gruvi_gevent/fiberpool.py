@@ -1,0 +1,225 @@
+"""FiberPool: a pool of long-lived worker greenlets, held in a ``gevent.pool.Group``.
+
+Workers take jobs from a deque; a job costs a couple of greenlet switches, not
+a fresh greenlet (about ten times as much). Every bit of pool state is touched
+on the hub thread that owns the pool only: ``submit()`` from another native
+thread drops the job in an inbox and asks the hub, through
+``run_callback_threadsafe``, to move it to the queue.
+"""
+
+import collections
+
+from gevent import Greenlet, GreenletExit
+from gevent.hub import get_hub
+from gevent.pool import Group
+from gevent._waiter import Waiter
+from greenlet import getcurrent
+
+from .errors import Cancelled
+from .future import Future
+from .logs import note_hub
+from .pool import PoolBase
+from .wakeup import get_ident
+
+__all__ = ['FiberPool']
+
+_IDLE_TIMEOUT = object()
+
+
+class _FiberWorker(Greenlet):
+    """A worker greenlet; knows its current job so that cancel() can interrupt it."""
+
+    def __init__(self, run):
+        Greenlet.__init__(self, run)
+        self.job = None      # the Future of the job running now, or None
+        self.waiter = None   # the Waiter it parks in while idle, or None
+        self.interrupt = None  # the canceller given to its jobs' futures
+
+
+class FiberPool(PoolBase):
+    """A pool that uses fiber workers (gevent greenlets).
+
+    Jobs run in greenlets of the hub thread that created the pool, at most
+    *maxsize* at once. ``submit()`` may be called from any native thread.
+
+    **Cancellation:** a pending job that is cancelled never starts. A running
+    job can be cancelled: :class:`~gruvi_gevent.Cancelled` is raised inside it
+    at its current switchpoint, and the pool keeps its capacity.
+
+    **Exceptions from jobs:** an ``Exception`` goes to the job's future and
+    nowhere else. ``GreenletExit`` (the worker was killed, e.g. by
+    ``gevent.killall``) goes to the future, and the worker exits and is
+    replaced. ``KeyboardInterrupt`` and ``SystemExit`` go to the future and
+    are then re-raised in the worker, so that gevent's hub passes them on to
+    the main greenlet as it does for any greenlet: the process can still stop.
+    The worker is replaced.
+    """
+
+    def __init__(self, maxsize=None, minsize=0, name=None):
+        super().__init__(maxsize, minsize, name)
+        self._hub = hub = get_hub()
+        note_hub(hub)
+        self._loop = hub.loop
+        self._ident = hub.thread_ident
+        self._group = Group()
+        self._group.greenlet_class = _FiberWorker
+        self._queue = collections.deque()   # jobs: (future, func, args, kwargs)
+        self._inbox = collections.deque()   # jobs submitted from other threads
+        self._idle_workers = []              # idle workers, most recent last
+        self._nworkers = 0
+        self._unfinished = 0                 # jobs queued or running
+        self._closed = False                 # closing, and every worker has exited
+        for _ in range(minsize):
+            self._spawn_worker()
+
+    def __len__(self):
+        return self._nworkers
+
+    def submit(self, func, *args, **kwargs):
+        self._check_submit(func)
+        future = Future()
+        job = (future, func, args, kwargs)
+        if get_ident() != self._ident:
+            self._inbox.append(job)
+            self._loop.run_callback_threadsafe(self._drain_inbox)
+            return future
+        self._queue.append(job)
+        self._unfinished += 1
+        self._dispatch()
+        return future
+
+    submit.__doc__ = PoolBase.submit.__doc__
+
+    def _dispatch(self):
+        """Make sure a worker will look at the queue: wake an idle one or start one."""
+        idle = self._idle_workers
+        if idle:
+            worker = idle.pop()
+            self._loop.run_callback(worker.waiter.switch, None)
+        elif self._maxsize is None or self._nworkers < self._maxsize:
+            self._spawn_worker()
+
+    def _drain_inbox(self):
+        inbox = self._inbox
+        while inbox:
+            job = inbox.popleft()
+            if self._closed:
+                job[0].cancel()
+                continue
+            self._queue.append(job)
+            self._unfinished += 1
+            self._dispatch()
+
+    def _spawn_worker(self):
+        worker = self._group.spawn(self._work)
+        worker.interrupt = self._interrupter(worker)
+        worker.rawlink(self._worker_exited)
+        self._nworkers += 1
+
+    def _interrupter(self, worker):
+        def interrupt(future):
+            if get_ident() == self._ident:
+                self._loop.run_callback(self._deliver_cancel, worker, future)
+            else:
+                self._loop.run_callback_threadsafe(self._deliver_cancel, worker, future)
+        return interrupt
+
+    @staticmethod
+    def _deliver_cancel(worker, future):
+        # Runs in the hub. The worker may have finished that job meanwhile.
+        if worker.job is future and not worker.dead:
+            worker.throw(Cancelled())
+
+    def _work(self):
+        worker = getcurrent()
+        queue = self._queue
+        while True:
+            while queue:
+                future, func, args, kwargs = queue.popleft()
+                if future._set_running(worker.interrupt):
+                    worker.job = future
+                    self._run_job(future, func, args, kwargs)
+                    worker.job = None
+                self._job_done()
+            if self._closing or not self._park(worker):
+                return
+
+    def _run_job(self, future, func, args, kwargs):
+        try:
+            result = func(*args, **kwargs)
+        except Cancelled as exc:
+            if not future.cancelled():
+                future.set_exception(exc)
+        except (GreenletExit, KeyboardInterrupt, SystemExit) as exc:
+            future.set_exception(exc)
+            self._job_done()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    def _park(self, worker):
+        """Wait idle for a job. Return False if the worker should exit."""
+        waiter = worker.waiter = Waiter(self._hub)
+        self._idle_workers.append(worker)
+        timer = None
+        if self._nworkers > self._minsize:
+            timer = self._loop.timer(self.idle_timeout)
+            timer.start(waiter.switch, _IDLE_TIMEOUT)
+        try:
+            woken = waiter.get()
+        finally:
+            worker.waiter = None
+            if timer is not None:
+                timer.close()
+        if woken is _IDLE_TIMEOUT:
+            self._idle_workers.remove(worker)
+            return bool(self._queue) or self._nworkers <= self._minsize
+        return True
+
+    def _job_done(self):
+        self._unfinished -= 1
+        if not self._unfinished:
+            self._join_wakers.wake_all()
+
+    def _worker_exited(self, worker):
+        # Runs in the hub after any worker death: normal exit, kill, or error.
+        self._nworkers -= 1
+        if worker in self._idle_workers:
+            self._idle_workers.remove(worker)
+        job = worker.job
+        if job is not None and not job.done():
+            job.set_exception(worker.exception or GreenletExit())
+            self._job_done()
+        if worker.exception is not None and not isinstance(worker.exception, GreenletExit):
+            self._log(10, 'worker died of %r; replacing it', worker.exception)
+        need = len(self._queue) if self._queue else 0
+        if not self._closing:
+            need = max(need, self._minsize - self._nworkers)
+        while need > 0 and (self._maxsize is None or self._nworkers < self._maxsize):
+            self._spawn_worker()
+            need -= 1
+        if self._nworkers == 0 and self._closing:
+            self._closed = True
+            self._close_wakers.wake_all()
+
+    def _begin_close(self):
+        if get_ident() != self._ident:
+            self._loop.run_callback_threadsafe(self._wake_idle_for_close)
+        else:
+            self._wake_idle_for_close()
+
+    def _wake_idle_for_close(self):
+        idle = self._idle_workers
+        while idle:
+            self._loop.run_callback(idle.pop().waiter.switch, None)
+        if self._nworkers == 0:
+            if self._queue:
+                self._spawn_worker()
+            else:
+                self._closed = True
+                self._close_wakers.wake_all()
+
+    def _idle(self):
+        return not self._unfinished and not self._inbox

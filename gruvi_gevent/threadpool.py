@@ -1,0 +1,210 @@
+"""ThreadPool: a pool of OS threads started through ``gevent.threadpool``.
+
+Each worker is one long-lived task spawned on a ``gevent.threadpool.ThreadPool``
+(a real OS thread even under monkey patching). The task runs a loop that
+takes jobs from an original, C-level ``SimpleQueue`` and completes their
+futures itself: a job costs no ``AsyncResult`` and no async watcher, only a
+wake-up of whoever waits on its future.
+
+gevent's pools may only be used on their hub's thread, so the pool keeps one
+gevent pool per native thread that has had to start a worker.
+
+No pool thread ever takes a lock that greenlets also take: the pool's lock,
+its queue and the futures' lock are original OS primitives, and log records
+made in a pool thread are handed to the main hub (see :mod:`gruvi_gevent.logs`).
+"""
+
+import os
+import weakref
+
+import gevent.threadpool
+from gevent import monkey
+from gevent.hub import get_hub
+
+from .errors import Error
+from .future import Future
+from .logs import note_hub
+from .pool import PoolBase
+from .wakeup import allocate_lock, get_ident
+
+__all__ = ['ThreadPool']
+
+SimpleQueue = monkey.get_original('_queue', 'SimpleQueue')
+Empty = monkey.get_original('_queue', 'Empty')
+
+# gevent's ThreadPool wants a bound; ours may have none.
+_UNBOUNDED = 1 << 30
+
+_live_pools = weakref.WeakSet()
+
+
+class ThreadPool(PoolBase):
+    """A pool that uses thread workers (OS threads from ``gevent.threadpool``).
+
+    *maxsize* None means threads are created on demand without a bound.
+    ``submit()`` may be called from any native thread; results wake whoever
+    waits, in any thread, and a waiting greenlet never blocks its hub.
+
+    **Cancellation:** a pending job can be cancelled, and then never runs. A
+    running job cannot be cancelled (``cancel()`` returns False).
+
+    **Exceptions from jobs:** every exception, ``KeyboardInterrupt`` and
+    ``SystemExit`` included, goes to the job's future and nowhere else (a
+    worker thread has no one else to give it to); the worker stays. Whoever
+    calls ``result()`` gets it re-raised, so an unhandled ``SystemExit`` still
+    stops the process there.
+    """
+
+    def __init__(self, maxsize=None, minsize=0, name=None):
+        super().__init__(maxsize, minsize, name)
+        self._jobs = SimpleQueue()      # (future, func, args, kwargs), or None: exit
+        self._reset_state()
+        _live_pools.add(self)
+        for _ in range(minsize):
+            with self._lock:
+                self._nthreads += 1
+            self._start_thread()
+
+    def _reset_state(self):
+        self._lock = allocate_lock()    # guards the counters below
+        self._nthreads = 0              # live worker threads (started or starting)
+        self._unfinished = 0            # jobs submitted and not yet completed
+        self._current = {}              # worker thread ident -> Future it runs
+        self._gevent_pools = {}         # native thread ident -> gevent ThreadPool
+
+    def __len__(self):
+        return self._nthreads
+
+    def submit(self, func, *args, **kwargs):
+        if not callable(func):
+            raise TypeError('func must be callable, got %r' % (func,))
+        future = Future()
+        with self._lock:
+            if self._closing:
+                raise RuntimeError('pool %s is closed' % self._name)
+            self._unfinished += 1
+            grow = self._unfinished > self._nthreads and \
+                (self._maxsize is None or self._nthreads < self._maxsize)
+            if grow:
+                self._nthreads += 1
+        self._jobs.put((future, func, args, kwargs))
+        if grow:
+            self._start_thread()
+        return future
+
+    submit.__doc__ = PoolBase.submit.__doc__
+
+    def _start_thread(self):
+        """Start one worker thread through the calling thread's gevent pool.
+
+        The caller has counted it in ``_nthreads`` already.
+        """
+        ident = get_ident()
+        gpool = self._gevent_pools.get(ident)
+        if gpool is None:
+            hub = get_hub()
+            note_hub(hub)
+            gpool = gevent.threadpool.ThreadPool(self._maxsize or _UNBOUNDED, hub=hub,
+                                                 idle_task_timeout=0)
+            self._gevent_pools[ident] = gpool
+        try:
+            gpool.spawn(self._work)
+        except BaseException:
+            with self._lock:
+                self._nthreads -= 1
+            raise
+
+    def _work(self):
+        """The loop of one worker thread: run jobs until told to exit."""
+        ident = get_ident()
+        jobs = self._jobs
+        current = self._current
+        lock = self._lock
+        current[ident] = None
+        try:
+            while True:
+                try:
+                    job = jobs.get_nowait()
+                except Empty:
+                    job = self._wait_for_job(jobs)
+                if job is None:
+                    return
+                future, func, args, kwargs = job
+                if future._set_running(None):
+                    current[ident] = future
+                    try:
+                        result = func(*args, **kwargs)
+                    except BaseException as exc:
+                        future.set_exception(exc)
+                    else:
+                        future.set_result(result)
+                    current[ident] = None
+                    del future, func, args, kwargs, job
+                with lock:
+                    self._unfinished -= 1
+                    idle = not self._unfinished
+                if idle:
+                    self._join_wakers.wake_all()
+        finally:
+            current.pop(ident, None)
+            self._thread_exited()
+
+    def _wait_for_job(self, jobs):
+        """Block for the next job; return None when this thread should exit."""
+        while True:
+            timeout = self.idle_timeout if self._nthreads > self._minsize else None
+            try:
+                return jobs.get(timeout=timeout)
+            except Empty:
+                with self._lock:
+                    # Enough threads stay for every unfinished job.
+                    if self._nthreads > self._minsize and self._unfinished < self._nthreads:
+                        return None
+
+    def _thread_exited(self):
+        with self._lock:
+            self._nthreads -= 1
+            last = self._nthreads == 0 and self._closing
+        if last:
+            self._close_wakers.wake_all()
+
+    def _begin_close(self):
+        with self._lock:
+            self._closing = True
+            count = self._nthreads
+        for _ in range(count):
+            self._jobs.put(None)
+
+    def _idle(self):
+        return not self._unfinished
+
+    def _is_worker_thread(self):
+        return get_ident() in self._current
+
+    def _after_fork_in_child(self):
+        """Fail what the parent's threads held; start over with no threads."""
+        running = [future for future in self._current.values() if future is not None]
+        queued = []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except Empty:
+                break
+            if job is not None:
+                queued.append(job[0])
+        self._jobs = SimpleQueue()
+        self._reset_state()
+        for future in running + queued:
+            future.set_exception(Error('pool %s: the process forked before this job '
+                                       'completed; it will not complete in the child'
+                                       % self._name))
+        self._join_wakers.wakers = []
+        self._close_wakers.wakers = []
+
+
+def _after_fork_in_child():
+    for pool in list(_live_pools):
+        pool._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
