@@ -109,7 +109,10 @@ class ConcurrentFutureWaitable:
     """Adapts a ``concurrent.futures.Future``; callbacks run in the completing thread.
 
     ``concurrent.futures`` has no way to remove a callback, so removal takes the
-    callback out of the future's list under the future's own lock.
+    callback out of the future's list under the future's own lock, but only
+    while the future is not done: once it is, the completing thread walks that
+    list outside the lock, and taking an entry out would make it skip the next
+    one. A callback removed then is only deactivated.
     """
 
     def __init__(self, future):
@@ -138,6 +141,8 @@ class ConcurrentFutureWaitable:
         handle.active = False
         future = self.obj
         with future._condition:
+            if future.done():
+                return
             try:
                 future._done_callbacks.remove(handle)
             except ValueError:

@@ -18,8 +18,10 @@ import types
 from time import monotonic
 
 from gevent.hub import get_hub
+from zope.interface import implementer
 
 from .errors import Cancelled, Timeout
+from .interfaces import IFuture
 from .logs import log
 from .wakeup import allocate_lock, check_timeout, get_ident, keepalive, new_waker
 
@@ -128,6 +130,7 @@ def _run_callbacks(callbacks):
         raise escaped
 
 
+@implementer(IFuture)
 class Future:
     """The state of an asynchronous function call.
 

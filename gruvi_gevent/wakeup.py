@@ -29,6 +29,8 @@ __all__ = ['allocate_lock', 'get_ident', 'new_waker', 'check_timeout']
 # state shared with native threads needs the real ones.
 allocate_lock = monkey.get_original('_thread', 'allocate_lock')
 get_ident = monkey.get_original('_thread', 'get_ident')
+# The longest timeout a lock accepts; longer timeouts are cut down to it.
+_TIMEOUT_MAX = monkey.get_original('_thread', 'TIMEOUT_MAX')
 
 _TIMED_OUT = object()
 _WOKEN = object()
@@ -148,8 +150,14 @@ class ThreadWaker:
             pass
 
     def wait(self, timeout=None):
-        """Block until woken or until *timeout* passes. Return False on timeout."""
-        return self.lock.acquire(True, -1 if timeout is None else timeout)
+        """Block until woken or until *timeout* passes. Return False on timeout.
+
+        A *timeout* beyond the longest a lock accepts (``TIMEOUT_MAX``, some
+        292 years) is cut down to that.
+        """
+        if timeout is None:
+            return self.lock.acquire()
+        return self.lock.acquire(True, min(timeout, _TIMEOUT_MAX))
 
 
 def new_waker():
