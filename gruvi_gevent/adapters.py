@@ -29,7 +29,7 @@ from zope.interface.adapter import AdapterRegistry
 from zope.interface.interface import adapter_hooks
 
 from .interfaces import IWaitable
-from .logs import log
+from .future import _Callback, _run_callbacks as run_callbacks
 
 __all__ = ['registry', 'GeventWaitable', 'ConcurrentFutureWaitable']
 
@@ -58,10 +58,9 @@ class _Link:
         if not self.active:
             return
         self.active = False
-        try:
-            self.func(*self.args)
-        except Exception as exc:
-            log(40, 'done callback %r raised %r', self.func, exc, exc_info=exc)
+        # Errors are handled as for a Future's callbacks: logged, and only a
+        # KeyboardInterrupt-like BaseException is re-raised, after the call.
+        run_callbacks(_Callback(self.func, self.args))
 
 
 @implementer(IWaitable)

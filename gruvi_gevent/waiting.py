@@ -64,14 +64,14 @@ class _Readiness:
     __slots__ = ('waitables',  # the objects or their adapters, in input order
                  'handles',    # what add_done_callback returned for each
                  'ready',      # indices of ready entries, in the order they became ready
-                 'waker',      # parks the waiting greenlet or thread
+                 'waker',      # parks the waiting greenlet or thread; made on first park
                  'wanted')     # wake the waiter when len(ready) reaches this; 0 if not parked
 
     def __init__(self, waitables):
         self.waitables = waitables
         self.handles = []
         self.ready = collections.deque()
-        self.waker = new_waker()
+        self.waker = None
         self.wanted = 0
 
     def register(self):
@@ -89,6 +89,12 @@ class _Readiness:
     def park(self, wanted, deadline):
         """Wait until *wanted* entries are ready; return False if *deadline* passes first."""
         ready = self.ready
+        if len(ready) >= wanted:
+            return True
+        if self.waker is None:
+            # Made only now: waiting on objects that are all ready works
+            # anywhere, even in a hub callback where parking is impossible.
+            self.waker = new_waker()
         self.wanted = wanted
         try:
             while len(ready) < wanted:
