@@ -1,0 +1,712 @@
+"""A side-by-side benchmark of gruvi_gevent and the libraries it competes with.
+
+Run it with ``python -m gruvi_gevent.bench`` (or ``make bench``)::
+
+    python -m gruvi_gevent.bench            # the full run, a table on stdout
+    python -m gruvi_gevent.bench --json     # the same figures as JSON
+    python -m gruvi_gevent.bench --quick    # fewer jobs and rounds: under 20 seconds
+    python -m gruvi_gevent.bench fiberpool-vs-asyncio   # only the named cases
+
+**Why side by side.** The machines this runs on are shared and noisy: an
+absolute time means little and drifts from one minute to the next. So every
+case measures our API and its *anchor* (what a user would use instead) in the
+same process, in alternating rounds -- ours, anchor, ours, anchor, ... -- and
+keeps the best round of each. Whatever slows the machine down during a run
+slows both sides down, and the figure that counts is the ratio ours/anchor.
+
+**Why every case checks its results.** A fast path that drops jobs or returns
+wrong values must not win: each round checks what it got (the sum of the
+returned values, the number of futures seen) and raises :class:`BenchError`
+if it is wrong.
+
+**What is timed.** Pools are created before the timed region and closed after
+it, the same way for our pool and the anchor's; the timed region is the
+submitting and the collecting. Per-job figures are the best round's time
+divided by the number of jobs, so a ``--quick`` run (fewer jobs) reports
+figures of the same scale as a full one.
+
+The benchmark uses only gevent, the standard library and this package.
+"""
+
+import argparse
+import asyncio
+import concurrent.futures
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import tracemalloc
+from time import perf_counter
+
+import gevent
+import gevent.pool
+import gevent.threadpool
+import greenlet
+
+from . import FiberPool, Future, ThreadPool, as_completed, blocking, get_io_pool
+
+__all__ = ['BenchError', 'Case', 'CASES', 'run_cases', 'main']
+
+
+class BenchError(Exception):
+    """A case computed a wrong result, so its figures would mean nothing."""
+
+
+def check(what, got, expected):
+    """Raise :class:`BenchError` unless *got* equals *expected*."""
+    if got != expected:
+        raise BenchError('%s: got %r, expected %r' % (what, got, expected))
+
+
+# The trivial job of every timing case: the pools' own cost is what we measure.
+
+def _job(i):
+    return i
+
+
+async def _async_job(i):
+    return i
+
+
+def _sum_of_range(n):
+    """The sum of the results of jobs 0 .. n-1."""
+    return n * (n - 1) // 2
+
+
+# The case abstraction.
+
+class Outcome:
+    """What a case function measured: our figure, the anchor's, and their unit.
+
+    *ours_rounds* and *anchor_rounds* keep every round's figure (in *unit*);
+    *ours* and *anchor* are the best rounds. *anchor* is None for a case that
+    has nothing to compare with. *note* is shown next to the row.
+    """
+
+    def __init__(self, ours, anchor, unit, ours_rounds=None, anchor_rounds=None,
+                 note='', details=None):
+        self.ours = ours
+        self.anchor = anchor
+        self.unit = unit
+        self.ours_rounds = ours_rounds or [ours]
+        self.anchor_rounds = anchor_rounds or ([] if anchor is None else [anchor])
+        self.note = note
+        self.details = details or {}
+
+    @classmethod
+    def from_rounds(cls, ours_seconds, anchor_seconds, unit, scale, **kwargs):
+        """Build an outcome from round times in seconds, each multiplied by *scale*.
+
+        With ``unit='us/job'`` and ``scale=1e6 / jobs`` this gives the time per
+        job in microseconds. The best (smallest) round of each side counts.
+        """
+        ours = [seconds * scale for seconds in ours_seconds]
+        anchor = [seconds * scale for seconds in anchor_seconds]
+        return cls(min(ours), min(anchor), unit, ours, anchor, **kwargs)
+
+
+class Case:
+    """One row of the table: a function that measures, and the goal it is held to.
+
+    *goal_on* says what the goal bounds: ``'ratio'`` (ours/anchor <= goal),
+    ``'ours'`` (our figure itself <= goal), or None (the case passes when it
+    finishes with correct results).
+    """
+
+    def __init__(self, func, name, anchor, goal, goal_on):
+        self.func = func
+        self.name = name
+        self.anchor = anchor
+        self.goal = goal
+        self.goal_on = goal_on
+        self.doc = (func.__doc__ or '').strip().splitlines()[0]
+
+    def goal_text(self, unit):
+        if self.goal_on == 'ratio':
+            return 'ratio <= %g' % self.goal
+        if self.goal_on == 'ours':
+            return 'ours <= %g %s' % (self.goal, unit.split('/')[0])
+        return 'finishes'
+
+    def run(self, run):
+        """Run the case; return its row of the table as a dict."""
+        outcome = self.func(run)
+        ratio = None
+        if outcome.anchor is not None and outcome.anchor > 0:
+            ratio = outcome.ours / outcome.anchor
+        if self.goal_on == 'ratio':
+            passed = ratio is not None and ratio <= self.goal
+        elif self.goal_on == 'ours':
+            passed = outcome.ours <= self.goal
+        else:
+            passed = True
+        return {
+            'case': self.name,
+            'what': self.doc,
+            'anchor_is': self.anchor,
+            'ours': outcome.ours,
+            'anchor': outcome.anchor,
+            'unit': outcome.unit,
+            'ratio': ratio,
+            'goal': self.goal,
+            'goal_on': self.goal_on,
+            'goal_text': self.goal_text(outcome.unit),
+            'passed': passed,
+            'note': outcome.note,
+            'rounds': len(outcome.ours_rounds),
+            'ours_rounds': outcome.ours_rounds,
+            'anchor_rounds': outcome.anchor_rounds,
+            'median_ratio': _median_ratio(outcome),
+            'details': outcome.details,
+        }
+
+
+def _median_ratio(outcome):
+    if not outcome.anchor_rounds:
+        return None
+    anchor = statistics.median(outcome.anchor_rounds)
+    return statistics.median(outcome.ours_rounds) / anchor if anchor > 0 else None
+
+
+CASES = []
+
+
+def case(name, anchor, goal=None, goal_on='ratio'):
+    """Register the decorated function as a :class:`Case`, in table order."""
+    def register(func):
+        CASES.append(Case(func, name, anchor, goal, goal_on if goal is not None else None))
+        return func
+    return register
+
+
+class Run:
+    """What a case function gets: the size of this run, rounds, and progress reports."""
+
+    def __init__(self, quick=False, rounds=None, progress=None):
+        self.quick = quick
+        self.rounds = rounds or (3 if quick else 5)
+        self._progress = progress or (lambda text: None)
+
+    def size(self, full, quick):
+        """Return the number of jobs for this run: *quick* in a ``--quick`` run."""
+        return quick if self.quick else full
+
+    def progress(self, text):
+        self._progress(text)
+
+    def alternate(self, ours, anchor, rounds=None):
+        """Run ``ours()``, ``anchor()``, ``ours()``, ... *rounds* times each.
+
+        Each function runs one round and returns the seconds its timed region
+        took. Return the two lists of round times. Garbage left by one round
+        is collected before the next, so that no round pays for another.
+        """
+        rounds = rounds or self.rounds
+        ours_times, anchor_times = [], []
+        for number in range(1, rounds + 1):
+            for label, func, times in (('ours', ours, ours_times),
+                                       ('anchor', anchor, anchor_times)):
+                self.progress('round %d/%d, %s' % (number, rounds, label))
+                gc.collect()
+                times.append(func())
+        return ours_times, anchor_times
+
+
+# The rounds: each creates its pool untimed, times the work, closes the pool
+# untimed, checks the results, and returns the seconds of the timed region.
+
+def _fiberpool_submit_collect(n, size=50):
+    pool = FiberPool(size)
+    try:
+        start = perf_counter()
+        futures = [pool.submit(_job, i) for i in range(n)]
+        total = sum([future.result() for future in futures])
+        elapsed = perf_counter() - start
+    finally:
+        pool.close()
+    check('FiberPool results', total, _sum_of_range(n))
+    return elapsed
+
+
+def _gevent_pool_spawn_get(n, size=50):
+    pool = gevent.pool.Pool(size)
+    try:
+        start = perf_counter()
+        greenlets = [pool.spawn(_job, i) for i in range(n)]
+        total = sum([g.get() for g in greenlets])
+        elapsed = perf_counter() - start
+    finally:
+        pool.kill()
+    check('gevent.pool.Pool results', total, _sum_of_range(n))
+    return elapsed
+
+
+def _asyncio_tasks_gather(n):
+    async def main():
+        start = perf_counter()
+        tasks = [asyncio.create_task(_async_job(i)) for i in range(n)]
+        results = await asyncio.gather(*tasks)
+        return perf_counter() - start, sum(results)
+    elapsed, total = asyncio.run(main())
+    check('asyncio results', total, _sum_of_range(n))
+    return elapsed
+
+
+def _fiberpool_map(n, size=50):
+    pool = FiberPool(size)
+    try:
+        start = perf_counter()
+        total = sum(pool.map(_job, range(n)))
+        elapsed = perf_counter() - start
+    finally:
+        pool.close()
+    check('FiberPool.map results', total, _sum_of_range(n))
+    return elapsed
+
+
+def _gevent_pool_imap(n, size=50):
+    pool = gevent.pool.Pool(size)
+    try:
+        start = perf_counter()
+        total = sum(pool.imap(_job, range(n)))
+        elapsed = perf_counter() - start
+    finally:
+        pool.kill()
+    check('gevent.pool.Pool.imap results', total, _sum_of_range(n))
+    return elapsed
+
+
+def _threadpool_submit_collect(n, size=5):
+    pool = ThreadPool(size)
+    try:
+        start = perf_counter()
+        futures = [pool.submit(_job, i) for i in range(n)]
+        total = sum([future.result() for future in futures])
+        elapsed = perf_counter() - start
+    finally:
+        pool.close()
+    check('ThreadPool results', total, _sum_of_range(n))
+    return elapsed
+
+
+def _gevent_threadpool_spawn_get(n, size=5):
+    pool = gevent.threadpool.ThreadPool(size)
+    try:
+        start = perf_counter()
+        results = [pool.spawn(_job, i) for i in range(n)]
+        total = sum([result.get() for result in results])
+        elapsed = perf_counter() - start
+    finally:
+        pool.kill()
+    check('gevent.threadpool.ThreadPool results', total, _sum_of_range(n))
+    return elapsed
+
+
+def _executor_submit_collect(n, size=5):
+    executor = concurrent.futures.ThreadPoolExecutor(size)
+    try:
+        start = perf_counter()
+        futures = [executor.submit(_job, i) for i in range(n)]
+        total = sum([future.result() for future in futures])
+        elapsed = perf_counter() - start
+    finally:
+        executor.shutdown(wait=True)
+    check('ThreadPoolExecutor results', total, _sum_of_range(n))
+    return elapsed
+
+
+# The cases, in table order.
+
+@case('fiberpool-vs-gevent-pool', 'gevent.pool.Pool(50): spawn, then get()', goal=0.15)
+def fiberpool_vs_gevent_pool(run):
+    """50,000 trivial jobs: FiberPool(50) submit, then collect every result.
+
+    The plain-gevent way to do the same is a bounded Pool that spawns one
+    greenlet per job; long-lived workers should make ours several times cheaper.
+    """
+    n = run.size(50_000, 20_000)
+    ours, anchor = run.alternate(lambda: _fiberpool_submit_collect(n),
+                                 lambda: _gevent_pool_spawn_get(n))
+    return Outcome.from_rounds(ours, anchor, 'us/job', 1e6 / n, details={'jobs': n})
+
+
+@case('fiberpool-vs-asyncio', 'asyncio: create_task each, then gather', goal=0.40)
+def fiberpool_vs_asyncio(run):
+    """The same 50,000 jobs, against asyncio tasks in their own event loop.
+
+    asyncio is what a user would pick instead of gevent altogether. It runs
+    in this process through ``asyncio.run`` (nothing is monkey-patched); the
+    loop's creation is outside the timed region, as our pool's is.
+    """
+    n = run.size(50_000, 20_000)
+    ours, anchor = run.alternate(lambda: _fiberpool_submit_collect(n),
+                                 lambda: _asyncio_tasks_gather(n))
+    return Outcome.from_rounds(ours, anchor, 'us/job', 1e6 / n, details={'jobs': n})
+
+
+@case('fiberpool-map-vs-imap', 'gevent.pool.Pool(50).imap', goal=0.20)
+def fiberpool_map_vs_imap(run):
+    """FiberPool(50).map over 50,000 items, consuming every result.
+
+    ``map`` is the bulk path: it may submit in one batch and so should beat
+    submit-one-by-one, and gevent's imap by a wide margin.
+    """
+    n = run.size(50_000, 20_000)
+    ours, anchor = run.alternate(lambda: _fiberpool_map(n),
+                                 lambda: _gevent_pool_imap(n))
+    return Outcome.from_rounds(ours, anchor, 'us/job', 1e6 / n, details={'jobs': n})
+
+
+@case('threadpool-vs-gevent-threadpool',
+      'gevent.threadpool.ThreadPool(5): spawn, then get()', goal=1.0)
+def threadpool_vs_gevent_threadpool(run):
+    """10,000 trivial jobs: ThreadPool(5) submit, then collect every result.
+
+    gevent's own thread pool pays an AsyncResult and an async watcher per
+    task; ours should cost no more (the issue aims at 0.7).
+    """
+    n = run.size(10_000, 4_000)
+    ours, anchor = run.alternate(lambda: _threadpool_submit_collect(n),
+                                 lambda: _gevent_threadpool_spawn_get(n))
+    return Outcome.from_rounds(ours, anchor, 'us/job', 1e6 / n, details={'jobs': n})
+
+
+@case('threadpool-vs-executor', 'concurrent.futures.ThreadPoolExecutor(5)', goal=1.5)
+def threadpool_vs_executor(run):
+    """The same 10,000 jobs, against the standard library's executor.
+
+    The executor has no hub at all: its waiter blocks the thread. Ours wakes
+    a greenlet through the hub, and may cost somewhat more for it.
+    """
+    n = run.size(10_000, 4_000)
+    ours, anchor = run.alternate(lambda: _threadpool_submit_collect(n),
+                                 lambda: _executor_submit_collect(n))
+    return Outcome.from_rounds(ours, anchor, 'us/job', 1e6 / n, details={'jobs': n})
+
+
+@case('blocking-vs-apply', 'gevent.threadpool.ThreadPool(20).apply, one after another',
+      goal=0.8)
+def blocking_vs_apply(run):
+    """3,000 blocking() calls, one after another.
+
+    This is the latency of a single round trip to a pool thread and back,
+    not throughput. Both pools hold 20 threads, are created once for the
+    whole case and warmed with one call before the first round.
+    """
+    n = run.size(3_000, 1_000)
+    get_io_pool()
+    gpool = gevent.threadpool.ThreadPool(20)
+    check('blocking() warm-up', blocking(_job, 7), 7)
+    check('apply() warm-up', gpool.apply(_job, (7,)), 7)
+
+    def ours():
+        total = 0
+        start = perf_counter()
+        for i in range(n):
+            total += blocking(_job, i)
+        elapsed = perf_counter() - start
+        check('blocking() results', total, _sum_of_range(n))
+        return elapsed
+
+    def anchor():
+        total = 0
+        start = perf_counter()
+        for i in range(n):
+            total += gpool.apply(_job, (i,))
+        elapsed = perf_counter() - start
+        check('apply() results', total, _sum_of_range(n))
+        return elapsed
+
+    try:
+        ours_times, anchor_times = run.alternate(ours, anchor)
+    finally:
+        gpool.kill()
+    return Outcome.from_rounds(ours_times, anchor_times, 'us/job', 1e6 / n,
+                               details={'jobs': n})
+
+
+def _done_futures(n):
+    futures = [Future() for _ in range(n)]
+    for i, future in enumerate(futures):
+        future.set_result(i)
+    return futures
+
+
+def _as_completed_round(futures):
+    def one_round():
+        n = len(futures)
+        total = count = 0
+        start = perf_counter()
+        for future in as_completed(futures):
+            total += future.result()
+            count += 1
+        elapsed = perf_counter() - start
+        check('as_completed count', count, n)
+        check('as_completed results', total, _sum_of_range(n))
+        return elapsed
+    return one_round
+
+
+@case('as-completed-scaling', 'as_completed over 10x fewer done futures', goal=12)
+def as_completed_scaling(run):
+    """as_completed over 100,000 done futures, against itself over 10,000.
+
+    The figures are total times and the ratio is time(100k) / time(10k):
+    with ten times the futures, a linear as_completed takes ten times as long.
+    Rounds are short, so this case runs twice as many to ride out noise.
+    """
+    big = run.size(100_000, 30_000)
+    small = big // 10
+    big_futures, small_futures = _done_futures(big), _done_futures(small)
+    ours, anchor = run.alternate(_as_completed_round(big_futures),
+                                 _as_completed_round(small_futures), rounds=2 * run.rounds)
+    return Outcome.from_rounds(ours, anchor, 'ms total', 1e3,
+                               note='%d vs %d futures' % (big, small),
+                               details={'futures': big, 'anchor_futures': small})
+
+
+def _bytes_each(factory, count):
+    """Return the bytes tracemalloc sees allocated per object made by *factory*.
+
+    The list that keeps the objects alive exists before the measurement, so
+    only the objects themselves are counted.
+    """
+    objects = [None] * count
+    gc.collect()
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(count):
+            objects[i] = factory()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+    check('objects made', sum(1 for obj in objects if obj is not None), count)
+    return (after - before) / count
+
+
+def _future_memory(anchor_factory, count=20_000):
+    """Bytes per pending Future of ours, and per object made by *anchor_factory*."""
+    ours = _bytes_each(Future, count)
+    anchor = _bytes_each(anchor_factory, count)
+    return Outcome(ours, anchor, 'B/future', details={'futures': count})
+
+
+@case('future-memory-vs-concurrent', 'concurrent.futures.Future()', goal=200, goal_on='ours')
+def future_memory_vs_concurrent(run):
+    """Bytes of one pending Future with no callbacks, against the stdlib's.
+
+    Measured with tracemalloc over 20,000 futures, divided. A program with
+    100,000 jobs in flight holds 100,000 futures: they should be small.
+    concurrent.futures.Future carries a Condition and a list (~1,600 B).
+    """
+    run.progress('measuring')
+    return _future_memory(concurrent.futures.Future)
+
+
+@case('future-memory-vs-asyncio', 'asyncio.Future(loop=...)', goal=200, goal_on='ours')
+def future_memory_vs_asyncio(run):
+    """Bytes of one pending Future with no callbacks, against asyncio's C future.
+
+    asyncio's future (~145 B) is the one to beat: the issue aims below it.
+    """
+    run.progress('measuring')
+    loop = asyncio.new_event_loop()
+    try:
+        return _future_memory(lambda: asyncio.Future(loop=loop))
+    finally:
+        loop.close()
+
+
+def _sleeper(i):
+    gevent.sleep(0.1)
+    return i
+
+
+def _run_sleepers(n):
+    """Run *n* jobs that each sleep 0.1 s on an unbounded FiberPool; return the seconds."""
+    pool = FiberPool()
+    try:
+        start = perf_counter()
+        futures = [pool.submit(_sleeper, i) for i in range(n)]
+        total = sum([future.result() for future in futures])
+        elapsed = perf_counter() - start
+        del futures
+    finally:
+        pool.close()
+    check('sleeping jobs results', total, _sum_of_range(n))
+    return elapsed
+
+
+@case('fiberpool-100k-sleepers', '--')
+def fiberpool_sleepers(run):
+    """FiberPool() running 100,000 jobs that each sleep 0.1 s, all at once.
+
+    It must finish; the figure is the peak memory per job (tracemalloc's
+    peak over the run, divided by the jobs), measured in a second run, since
+    tracing slows the first. The note gives the wall time of the first run.
+    """
+    n = run.size(100_000, 10_000)
+    run.progress('timing %d jobs' % n)
+    gc.collect()
+    wall = _run_sleepers(n)
+    run.progress('tracing memory of %d jobs' % n)
+    gc.collect()
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        _run_sleepers(n)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+    return Outcome((peak - base) / n, None, 'B/job',
+                   note='%d jobs, wall %.2f s' % (n, wall),
+                   details={'jobs': n, 'wall_seconds': wall, 'peak_bytes': peak - base})
+
+
+# Running and reporting.
+
+class Progress:
+    """One line on stderr saying which case runs; rewritten in place on a terminal."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.prefix = ''
+
+    def case(self, number, total, name):
+        self.prefix = '[%d/%d] %s' % (number, total, name)
+        if not self.tty:
+            self.stream.write(self.prefix + '\n')
+            self.stream.flush()
+        else:
+            self.update('')
+
+    def update(self, text):
+        if self.tty:
+            line = self.prefix + (': ' + text if text else '')
+            self.stream.write('\r\x1b[K' + line)
+            self.stream.flush()
+
+    def done(self):
+        if self.tty:
+            self.stream.write('\r\x1b[K')
+            self.stream.flush()
+
+
+def run_cases(cases, quick=False, rounds=None, progress=None):
+    """Run *cases* (a list of :class:`Case`) and return their rows."""
+    progress = progress or Progress()
+    run = Run(quick=quick, rounds=rounds, progress=progress.update)
+    rows = []
+    try:
+        for number, bench_case in enumerate(cases, 1):
+            progress.case(number, len(cases), bench_case.name)
+            rows.append(bench_case.run(run))
+    finally:
+        progress.done()
+    return rows
+
+
+def environment(quick, rounds):
+    """Describe where and how the benchmark ran."""
+    return {
+        'python': platform.python_implementation() + ' ' + platform.python_version(),
+        'gevent': gevent.__version__,
+        'greenlet': greenlet.__version__,
+        'platform': platform.platform(),
+        'machine': platform.machine(),
+        'cpus': os.cpu_count(),
+        'quick': quick,
+        'rounds': rounds,
+    }
+
+
+def _figure(value, unit):
+    if value is None:
+        return '--'
+    if unit.startswith('B'):
+        return '%.0f' % value
+    return '%.2f' % value if value < 100 else '%.1f' % value
+
+
+def format_table(rows, env):
+    """Return the rows as a plain-text table, with the legend of the cases."""
+    header = ('case', 'ours', 'anchor', 'unit', 'ratio', 'goal', 'ok', 'note')
+    lines = [header]
+    for row in rows:
+        lines.append((
+            row['case'],
+            _figure(row['ours'], row['unit']),
+            _figure(row['anchor'], row['unit']),
+            row['unit'],
+            '--' if row['ratio'] is None else '%.3f' % row['ratio'],
+            row['goal_text'],
+            'PASS' if row['passed'] else 'FAIL',
+            row['note'],
+        ))
+    widths = [max(len(line[col]) for line in lines) for col in range(len(header))]
+    numeric = {1, 2, 4}
+    out = ['gruvi_gevent benchmark: %(python)s, gevent %(gevent)s, greenlet %(greenlet)s, '
+           '%(cpus)s CPUs, %(platform)s' % env,
+           '%s run, best of %d alternating rounds (ours, anchor, ours, ...); '
+           'ratio = ours / anchor' % ('quick' if env['quick'] else 'full', env['rounds']),
+           '']
+    for index, line in enumerate(lines):
+        cells = [cell.rjust(widths[col]) if col in numeric else cell.ljust(widths[col])
+                 for col, cell in enumerate(line)]
+        out.append('  '.join(cells).rstrip())
+        if index == 0:
+            out.append('  '.join('-' * width for width in widths))
+    out.append('')
+    for row in rows:
+        anchor = 'no anchor' if row['anchor_is'] == '--' else 'anchor: ' + row['anchor_is']
+        out.append('%s: %s (%s)' % (row['case'], row['what'], anchor))
+    return '\n'.join(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog='python -m gruvi_gevent.bench',
+        description='Measure gruvi_gevent against gevent, asyncio and the standard '
+                    'library, side by side in one process.')
+    parser.add_argument('--quick', action='store_true',
+                        help='fewer jobs and rounds: the whole run takes under 20 seconds')
+    parser.add_argument('--json', action='store_true', help='print the results as JSON')
+    parser.add_argument('--rounds', type=int, default=None,
+                        help='rounds per side (default: 5, or 3 with --quick)')
+    parser.add_argument('cases', nargs='*', metavar='CASE',
+                        help='run only these cases (default: all): %s'
+                             % ', '.join(c.name for c in CASES))
+    args = parser.parse_args(argv)
+    if args.rounds is not None and args.rounds < 1:
+        parser.error('--rounds must be >= 1')
+    by_name = {c.name: c for c in CASES}
+    unknown = [name for name in args.cases if name not in by_name]
+    if unknown:
+        parser.error('unknown case(s): %s' % ', '.join(unknown))
+    cases = [by_name[name] for name in args.cases] or list(CASES)
+
+    gevent.get_hub()    # the hub exists before any pool binds to it
+    rounds = args.rounds or (3 if args.quick else 5)
+    rows = run_cases(cases, quick=args.quick, rounds=rounds)
+    env = environment(args.quick, rounds)
+    if args.json:
+        json.dump({'environment': env, 'cases': rows}, sys.stdout, indent=2)
+        sys.stdout.write('\n')
+    else:
+        print(format_table(rows, env))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

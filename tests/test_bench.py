@@ -1,0 +1,57 @@
+"""The benchmark keeps working: a --quick run finishes and reports every case.
+
+Timing goals are not asserted here: the machines are shared and noisy, and
+the ratios are for people to read (``make bench``), not for a test to gate on.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# The cases of the performance issue, in table order.
+EXPECTED_CASES = [
+    'fiberpool-vs-gevent-pool',
+    'fiberpool-vs-asyncio',
+    'fiberpool-map-vs-imap',
+    'threadpool-vs-gevent-threadpool',
+    'threadpool-vs-executor',
+    'blocking-vs-apply',
+    'as-completed-scaling',
+    'future-memory-vs-concurrent',
+    'future-memory-vs-asyncio',
+    'fiberpool-100k-sleepers',
+]
+
+# The only case with nothing to compare with.
+NO_ANCHOR = {'fiberpool-100k-sleepers'}
+
+
+@pytest.mark.timeout(150)
+def test_quick_run_reports_every_case_with_positive_figures():
+    proc = subprocess.run(
+        [sys.executable, '-m', 'gruvi_gevent.bench', '--quick', '--json'],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+
+    assert report['environment']['quick'] is True
+    rows = report['cases']
+    assert [row['case'] for row in rows] == EXPECTED_CASES
+    for row in rows:
+        name = row['case']
+        assert row['ours'] > 0, name
+        assert row['unit'], name
+        assert isinstance(row['passed'], bool), name
+        assert row['goal_text'], name
+        assert all(value > 0 for value in row['ours_rounds']), name
+        if name in NO_ANCHOR:
+            assert row['anchor'] is None and row['ratio'] is None, name
+        else:
+            assert row['anchor'] > 0, name
+            assert row['ratio'] > 0, name
+            assert all(value > 0 for value in row['anchor_rounds']), name
+    # The progress line names each case on stderr.
+    for name in EXPECTED_CASES:
+        assert name in proc.stderr
