@@ -1,12 +1,15 @@
 # The two commands of the quick start: `make demo` and `make test`.
 # Each creates .venv if missing and installs the package (editable) into it.
+# `make docs` builds the documentation into docs/_build/html; `make test`
+# builds it too, with warnings as errors, so a broken docstring fails it.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPHINX := $(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
-.PHONY: demo test bench clean
+.PHONY: demo test docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +24,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -q
+	$(SPHINX)
+
+docs: $(STAMP)
+	$(SPHINX)
 
 bench: $(STAMP)
 	$(BIN)/python -m gruvi_gevent.bench
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache docs/_build
