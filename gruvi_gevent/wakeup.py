@@ -125,7 +125,7 @@ class GreenletWaker:
                 waiter.clear()
             return True
         timer = hub.loop.timer(timeout)
-        timer.start(waiter.switch, _TIMED_OUT)
+        timer.start(waiter.switch, _TIMED_OUT, update=True)
         try:
             return waiter.get() is not _TIMED_OUT
         finally:
