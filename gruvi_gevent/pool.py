@@ -32,6 +32,15 @@ def _check_size(maxsize, minsize):
         raise ValueError('minsize must be <= maxsize (%d), got %r' % (maxsize, minsize))
 
 
+def _iterate(iterable, position):
+    """Return ``iter(iterable)``; a TypeError for a non-iterable names map()'s argument."""
+    try:
+        return iter(iterable)
+    except TypeError:
+        raise TypeError('iterables must all be iterable, got %s at position %d'
+                        % (type(iterable).__name__, position)) from None
+
+
 class _Wakers:
     """A list of parked waiters, all woken when some condition may have changed.
 
@@ -177,7 +186,8 @@ class PoolBase:
         self._check_submit(func)
         timeout = check_timeout(timeout)
         deadline = None if timeout is None else monotonic() + timeout
-        columns = [list(iterable) for iterable in iterables]
+        columns = [list(_iterate(iterable, position))
+                   for position, iterable in enumerate(iterables)]
         if len({len(column) for column in columns}) > 1:
             raise ValueError('iterables must all have the same length, got lengths %s'
                              % ', '.join(str(len(column)) for column in columns))
