@@ -34,6 +34,7 @@ class _FiberWorker(Greenlet):
         self.job = None      # the Future of the job running now, or None
         self.waiter = None   # the Waiter it parks in while idle, or None
         self.interrupt = None  # the canceller given to its jobs' futures
+        self.retired = False   # left idle; already taken off the pool's count
 
 
 class FiberPool(PoolBase):
@@ -169,13 +170,27 @@ class FiberPool(PoolBase):
             timer.start(waiter.switch, _IDLE_TIMEOUT)
         try:
             woken = waiter.get()
+        except BaseException:
+            # Killed while idle: nobody may hand it a job from now on.
+            if worker in self._idle_workers:
+                self._idle_workers.remove(worker)
+            raise
         finally:
             worker.waiter = None
             if timer is not None:
                 timer.close()
         if woken is _IDLE_TIMEOUT:
+            if worker not in self._idle_workers:
+                # A job or close() claimed this worker as its timer fired.
+                return True
             self._idle_workers.remove(worker)
-            return bool(self._queue) or self._nworkers <= self._minsize
+            if self._queue or self._nworkers <= self._minsize:
+                return True
+            # Leave the count now, so that workers timing out together do not
+            # all leave (and the minsize ones get replaced).
+            worker.retired = True
+            self._nworkers -= 1
+            return False
         return True
 
     def _job_done(self):
@@ -185,7 +200,8 @@ class FiberPool(PoolBase):
 
     def _worker_exited(self, worker):
         # Runs in the hub after any worker death: normal exit, kill, or error.
-        self._nworkers -= 1
+        if not worker.retired:
+            self._nworkers -= 1
         if worker in self._idle_workers:
             self._idle_workers.remove(worker)
         job = worker.job

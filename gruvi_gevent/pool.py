@@ -9,7 +9,10 @@ import collections
 import itertools
 from time import monotonic
 
+from zope.interface import implementer
+
 from .errors import Timeout
+from .interfaces import IPool
 from .logs import log
 from .wakeup import check_timeout, new_waker
 
@@ -70,6 +73,7 @@ class _Wakers:
             waker()
 
 
+@implementer(IPool)
 class PoolBase:
     """Base class for pools.
 
@@ -192,7 +196,12 @@ class PoolBase:
             raise ValueError('iterables must all have the same length, got lengths %s'
                              % ', '.join(str(len(column)) for column in columns))
         futures = self._submit_many(func, zip(*columns))
-        return self._results(futures, deadline)
+        results = self._results(futures, deadline)
+        # Run it up to its first yield, inside the try: a generator closed (or
+        # dropped) before it started would skip its finally clause and leave
+        # the calls running.
+        next(results)
+        return results
 
     def _submit_many(self, func, arg_tuples):
         submit = self.submit
@@ -204,6 +213,7 @@ class PoolBase:
         # drops its reference to each future (and result) as it goes.
         futures.reverse()
         try:
+            yield   # the priming step of map()
             while futures:
                 future = futures[-1]
                 if deadline is None:

@@ -37,6 +37,9 @@ _UNBOUNDED = 1 << 30
 
 _live_pools = weakref.WeakSet()
 
+# What _wait_for_job returns to an idle thread that has left the pool's count.
+_RETIRED = object()
+
 
 class ThreadPool(PoolBase):
     """A pool that uses thread workers (OS threads from ``gevent.threadpool``).
@@ -87,7 +90,9 @@ class ThreadPool(PoolBase):
                 (self._maxsize is None or self._nthreads < self._maxsize)
             if grow:
                 self._nthreads += 1
-        self._jobs.put((future, func, args, kwargs))
+            # Queued under the lock, so that it is ahead of the exit markers
+            # that a concurrent close() queues.
+            self._jobs.put((future, func, args, kwargs))
         if grow:
             self._start_thread()
         return future
@@ -121,6 +126,7 @@ class ThreadPool(PoolBase):
         current = self._current
         lock = self._lock
         current[ident] = None
+        retired = False
         try:
             while True:
                 try:
@@ -128,6 +134,9 @@ class ThreadPool(PoolBase):
                 except Empty:
                     job = self._wait_for_job(jobs)
                 if job is None:
+                    return
+                if job is _RETIRED:
+                    retired = True
                     return
                 future, func, args, kwargs = job
                 if future._set_running(None):
@@ -147,10 +156,10 @@ class ThreadPool(PoolBase):
                     self._join_wakers.wake_all()
         finally:
             current.pop(ident, None)
-            self._thread_exited()
+            self._thread_exited(retired)
 
     def _wait_for_job(self, jobs):
-        """Block for the next job; return None when this thread should exit."""
+        """Block for the next job; return None or _RETIRED when this thread should exit."""
         while True:
             timeout = self.idle_timeout if self._nthreads > self._minsize else None
             try:
@@ -159,11 +168,15 @@ class ThreadPool(PoolBase):
                 with self._lock:
                     # Enough threads stay for every unfinished job.
                     if self._nthreads > self._minsize and self._unfinished < self._nthreads:
-                        return None
+                        # Leave the count now, so that threads timing out
+                        # together do not all leave, minsize ones included.
+                        self._nthreads -= 1
+                        return _RETIRED
 
-    def _thread_exited(self):
+    def _thread_exited(self, retired=False):
         with self._lock:
-            self._nthreads -= 1
+            if not retired:
+                self._nthreads -= 1
             last = self._nthreads == 0 and self._closing
         if last:
             self._close_wakers.wake_all()

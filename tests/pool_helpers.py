@@ -1,0 +1,188 @@
+"""Shared helpers of the pool tests.
+
+``Kind`` describes one pool class to the parametrised suite: how to make a
+pool, which event a job of that pool can block on, and whether a running job
+can be cancelled. ``Tracker`` records which jobs started, finished or were
+cancelled and how many ran at once; a test waits on it for *n* starts instead
+of sleeping. ``pool_factory`` is a fixture that closes every pool it made.
+
+Fiber jobs block on ``gevent.event.Event``; thread jobs on ``threading.Event``
+(these tests run without monkey patching, so that is a real OS event). A
+greenlet of the main hub that waits on a ``threading.Event`` blocks the hub
+for that time, which is harmless for thread jobs: they need no hub to run.
+"""
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import gevent
+import gevent.event
+import pytest
+
+from gruvi_gevent import Cancelled, FiberPool, Future, ThreadPool
+
+# Long enough never to fire on a healthy run, short enough to fail fast.
+TIMEOUT = 10
+
+
+class Kind:
+    """One pool class, as the parametrised suite sees it."""
+
+    def __init__(self, name, cls, event_class, cancels_running):
+        self.name = name
+        self.cls = cls
+        self.event_class = event_class
+        self.cancels_running = cancels_running
+
+    def __repr__(self):
+        return self.name
+
+    def event(self):
+        """An event that a job of this pool can block on, and the test can set."""
+        return self.event_class()
+
+    def quick_class(self, idle_timeout):
+        """A subclass whose idle workers retire after *idle_timeout* seconds."""
+        return type('Quick' + self.cls.__name__, (self.cls,), {'idle_timeout': idle_timeout})
+
+
+FIBER = Kind('fiber', FiberPool, gevent.event.Event, cancels_running=True)
+THREAD = Kind('thread', ThreadPool, threading.Event, cancels_running=False)
+KINDS = [pytest.param(FIBER, id='fiber'), pytest.param(THREAD, id='thread')]
+
+
+class Tracker:
+    """Records what jobs did; safe for fiber and thread jobs alike."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.lock = threading.Lock()    # held for a few lines, never across a switch
+        self.active = 0
+        self.peak = 0
+        self.started = []
+        self.finished = []
+        self.cancelled = []
+        self.idents = []
+        self._waits = []                # (count, event) for wait_started
+
+    def start(self, key):
+        with self.lock:
+            self.started.append(key)
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            ready = [event for count, event in self._waits if len(self.started) >= count]
+        for event in ready:
+            event.set()
+
+    def stop(self, key, cancelled=False):
+        with self.lock:
+            self.active -= 1
+            (self.cancelled if cancelled else self.finished).append(key)
+
+    def wait_started(self, count, timeout=TIMEOUT):
+        """Wait until *count* jobs have started; return whether they did in time."""
+        event = self.kind.event()
+        with self.lock:
+            if len(self.started) >= count:
+                return True
+            self._waits.append((count, event))
+        return event.wait(timeout)
+
+    def gated(self, gate):
+        """A job ``job(key, value=None)`` that starts, blocks on *gate*, and returns *value*."""
+        def job(key, value=None):
+            self.start(key)
+            try:
+                if not gate.wait(TIMEOUT):
+                    raise AssertionError('gate of job %r never opened' % (key,))
+            except Cancelled:
+                self.stop(key, cancelled=True)
+                raise
+            self.stop(key)
+            return key if value is None else value
+        return job
+
+    def quick(self):
+        """A job ``job(key)`` that records itself and returns *key* at once."""
+        def job(key):
+            self.start(key)
+            self.stop(key)
+            return key
+        return job
+
+
+class Countdown:
+    """Counts arrivals from any thread; ``wait()`` parks only the calling greenlet.
+
+    Built on the library's Future, whose cross-thread wake-ups have tests of
+    their own: a greenlet waiting here leaves the hub free to run others.
+    """
+
+    def __init__(self, count):
+        self.count = count
+        self.arrived = 0
+        self.lock = threading.Lock()
+        self.future = Future()
+
+    def arrive(self):
+        with self.lock:
+            self.arrived += 1
+            done = self.arrived >= self.count
+        if done:
+            self.future.set_result(None)
+
+    def wait(self, timeout=TIMEOUT):
+        self.future.result(timeout=timeout)
+        return True
+
+
+def wait_until(predicate, timeout=TIMEOUT, interval=0.01):
+    """Poll *predicate* until it is true (for time-based behaviour only)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        gevent.sleep(interval)
+    return True
+
+
+@pytest.fixture
+def pool_factory():
+    """``make(cls, *args, **kwargs)``: a pool that is closed after the test."""
+    pools = []
+
+    def make(cls, *args, **kwargs):
+        if isinstance(cls, Kind):
+            cls = cls.cls
+        pool = cls(*args, **kwargs)
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        with gevent.Timeout(TIMEOUT):
+            pool.close()
+
+
+@pytest.fixture
+def hub_errors(monkeypatch):
+    """Every error that reaches the main hub's ``handle_error`` during the test."""
+    hub = gevent.get_hub()
+    seen = []
+    original = hub.handle_error
+
+    def handle_error(context, type, value, tb):
+        seen.append(value)
+        return original(context, type, value, tb)
+
+    monkeypatch.setattr(hub, 'handle_error', handle_error)
+    return seen
+
+
+def run_python(code, timeout=60):
+    """Run *code* in a fresh interpreter; return the CompletedProcess (text output)."""
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], timeout=timeout,
+                          capture_output=True, text=True)
