@@ -13,13 +13,11 @@ import logging
 from gevent import monkey
 from gevent._hub_local import get_hub_if_exists
 
-from .wakeup import get_ident
 
 __all__ = ['logger', 'log', 'note_hub']
 
 logger = logging.getLogger('gruvi_gevent')
 
-_main_ident = monkey.get_original('threading', 'main_thread')().ident
 _main_hub = None      # the hub of the main thread, once known
 _relayed = collections.deque()    # (level, msg, args, exc_info) waiting for the main hub
 
@@ -33,7 +31,7 @@ def _flush():
 def note_hub(hub):
     """Remember *hub* as the relay for native threads if it is the main thread's."""
     global _main_hub
-    if hub.thread_ident == _main_ident:
+    if hub.main_hub:
         _main_hub = hub
 
 
