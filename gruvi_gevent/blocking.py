@@ -62,7 +62,7 @@ def blocking(func, *args, **kwargs):
     pool = get_io_pool()
     if pool._is_worker_thread():
         return func(*args, **kwargs)
-    return pool.submit(func, *args, **kwargs).result()
+    return pool._call(func, args, kwargs)
 
 
 def _forget_pools_after_fork():

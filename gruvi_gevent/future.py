@@ -355,16 +355,22 @@ class Future:
         self._complete(_FAILED, exception)
 
     def _complete(self, state, result):
+        callbacks = self._settle(state, result)
+        if callbacks:
+            _run_callbacks(callbacks)
+
+    def _settle(self, state, result):
+        """Set the outcome; return the callbacks to run (None if there are none
+        or the future was done already). Lets a pool thread finish its own
+        bookkeeping before it runs them (see ThreadPool._work)."""
         with _lock:
             if self._state >= _DONE:
-                return False
+                return None
             self._result = result
             self._state = state
             callbacks = self._callbacks
             self._callbacks = None
-        if callbacks is not None:
-            _run_callbacks(callbacks)
-        return True
+        return callbacks
 
     # Callback bookkeeping.
 
@@ -407,7 +413,10 @@ class Future:
                     if self._state < _DONE:
                         raise Timeout('future not done after %.3g seconds' % timeout)
         finally:
-            self._remove(waker)
+            # Completion took every callback off already; only a timeout or a
+            # kill leaves the waker registered.
+            if self._state < _DONE:
+                self._remove(waker)
 
     def _callback_count(self):
         """Return how many callbacks are registered (for tests and leak checks)."""

@@ -22,10 +22,10 @@ from gevent import monkey
 from gevent.hub import get_hub
 
 from .errors import Error
-from .future import Future
+from .future import _DONE, _FAILED, Future, _run_callbacks
 from .logs import note_hub
 from .pool import PoolBase
-from .wakeup import allocate_lock, get_ident
+from .wakeup import allocate_lock, get_ident, new_waker
 
 __all__ = ['ThreadPool']
 
@@ -37,8 +37,10 @@ _UNBOUNDED = 1 << 30
 
 _live_pools = weakref.WeakSet()
 
-# What _wait_for_job returns to an idle thread that has left the pool's count.
+# What _retire_or_continue returns to an idle thread: leave (already taken
+# off the pool's count), or go on waiting.
 _RETIRED = object()
+_CONTINUE = object()
 
 
 class ThreadPool(PoolBase):
@@ -82,6 +84,10 @@ class ThreadPool(PoolBase):
         if not callable(func):
             raise TypeError('func must be callable, got %r' % (func,))
         future = Future()
+        self._enqueue((future, func, args, kwargs))
+        return future
+
+    def _enqueue(self, job):
         with self._lock:
             if self._closing:
                 raise RuntimeError('pool %s is closed' % self._name)
@@ -92,10 +98,28 @@ class ThreadPool(PoolBase):
                 self._nthreads += 1
             # Queued under the lock, so that it is ahead of the exit markers
             # that a concurrent close() queues.
-            self._jobs.put((future, func, args, kwargs))
+            self._jobs.put(job)
         if grow:
             self._start_thread()
-        return future
+
+    def _call(self, func, args, kwargs):
+        """Run ``func(*args, **kwargs)`` in the pool and wait for it: blocking()'s core.
+
+        *Switchpoint.* The waker is attached before the job is queued, so that
+        once it is queued the caller parks (and lets the hub give the GIL to
+        the worker) with no more work in between.
+        """
+        future = Future()
+        waker = new_waker()
+        future._callbacks = waker    # not shared with anyone yet: no lock needed
+        self._enqueue((future, func, args, kwargs))
+        try:
+            while future._state < _DONE:
+                waker.wait()
+        finally:
+            if future._state < _DONE:
+                future._remove(waker)
+        return future.result()
 
     submit.__doc__ = PoolBase.submit.__doc__
 
@@ -125,53 +149,60 @@ class ThreadPool(PoolBase):
         jobs = self._jobs
         current = self._current
         lock = self._lock
+        wakers = self._join_wakers.wakers
         current[ident] = None
         retired = False
         try:
             while True:
                 try:
-                    job = jobs.get_nowait()
+                    # Returns at once while jobs are queued.
+                    job = jobs.get(True, self.idle_timeout if self._nthreads > self._minsize
+                                   else None)
                 except Empty:
-                    job = self._wait_for_job(jobs)
+                    job = self._retire_or_continue()
+                    if job is _CONTINUE:
+                        continue
                 if job is None:
                     return
                 if job is _RETIRED:
                     retired = True
                     return
                 future, func, args, kwargs = job
+                callbacks = None
                 if future._set_running(None):
                     current[ident] = future
                     try:
                         result = func(*args, **kwargs)
                     except BaseException as exc:
-                        future.set_exception(exc)
+                        callbacks = future._settle(_FAILED, exc)
                     else:
-                        future.set_result(result)
+                        callbacks = future._settle(_DONE, result)
                     current[ident] = None
-                    del future, func, args, kwargs, job
+                del future, func, args, kwargs, job
                 with lock:
                     self._unfinished -= 1
                     idle = not self._unfinished
-                if idle:
+                if idle and wakers:
                     self._join_wakers.wake_all()
+                # Callbacks last: waking a waiter hands it the GIL soon, and
+                # this thread's bookkeeping is done by then.
+                if callbacks:
+                    _run_callbacks(callbacks)
+                    del callbacks
         finally:
             current.pop(ident, None)
             self._thread_exited(retired)
 
-    def _wait_for_job(self, jobs):
-        """Block for the next job; return None or _RETIRED when this thread should exit."""
-        while True:
-            timeout = self.idle_timeout if self._nthreads > self._minsize else None
-            try:
-                return jobs.get(timeout=timeout)
-            except Empty:
-                with self._lock:
-                    # Enough threads stay for every unfinished job.
-                    if self._nthreads > self._minsize and self._unfinished < self._nthreads:
-                        # Leave the count now, so that threads timing out
-                        # together do not all leave, minsize ones included.
-                        self._nthreads -= 1
-                        return _RETIRED
+    def _retire_or_continue(self):
+        """After an idle timeout: return _RETIRED if this thread should exit."""
+        with self._lock:
+            # Enough threads stay for every unfinished job.
+            if self._nthreads > self._minsize and self._unfinished < self._nthreads:
+                # Leave the count now, so that threads timing out together
+                # do not all leave, minsize ones included.
+                self._nthreads -= 1
+                return _RETIRED
+        return _CONTINUE
 
     def _thread_exited(self, retired=False):
         with self._lock:
