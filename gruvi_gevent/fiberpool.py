@@ -8,6 +8,7 @@ thread drops the job in an inbox and asks the hub, through
 """
 
 import collections
+import sys
 
 from gevent import Greenlet, GreenletExit
 from gevent.hub import get_hub
@@ -16,7 +17,7 @@ from gevent._waiter import Waiter
 from greenlet import getcurrent
 
 from .errors import Cancelled
-from .future import Future
+from .future import _DONE, _FAILED, Future
 from .logs import note_hub
 from .pool import PoolBase
 from .wakeup import get_ident
@@ -24,6 +25,7 @@ from .wakeup import get_ident
 __all__ = ['FiberPool']
 
 _IDLE_TIMEOUT = object()
+_NO_KWARGS = {}   # shared by map()'s jobs: func(**kwargs) never keeps the dict
 
 
 class _FiberWorker(Greenlet):
@@ -70,6 +72,7 @@ class FiberPool(PoolBase):
         self._nworkers = 0
         self._unfinished = 0                 # jobs queued or running
         self._closed = False                 # closing, and every worker has exited
+        self._limit = sys.maxsize if maxsize is None else maxsize
         for _ in range(minsize):
             self._spawn_worker()
 
@@ -77,7 +80,8 @@ class FiberPool(PoolBase):
         return self._nworkers
 
     def submit(self, func, *args, **kwargs):
-        self._check_submit(func)
+        if self._closing or not callable(func):
+            self._check_submit(func)
         future = Future()
         job = (future, func, args, kwargs)
         if get_ident() != self._ident:
@@ -86,8 +90,27 @@ class FiberPool(PoolBase):
             return future
         self._queue.append(job)
         self._unfinished += 1
-        self._dispatch()
+        if self._idle_workers or self._nworkers < self._limit:
+            self._dispatch()
         return future
+
+    def _submit_many(self, func, arg_tuples):
+        """map()'s submissions in one go: one count update, one wake-up per worker."""
+        if get_ident() != self._ident:
+            return super()._submit_many(func, arg_tuples)
+        futures = []
+        append_future = futures.append
+        append_job = self._queue.append
+        for args in arg_tuples:
+            future = Future()
+            append_future(future)
+            append_job((future, func, args, _NO_KWARGS))
+        self._unfinished += len(futures)
+        for _ in range(len(futures)):
+            if not (self._idle_workers or self._nworkers < self._limit):
+                break
+            self._dispatch()
+        return futures
 
     submit.__doc__ = PoolBase.submit.__doc__
 
@@ -97,7 +120,7 @@ class FiberPool(PoolBase):
         if idle:
             worker = idle.pop()
             self._loop.run_callback(worker.waiter.switch, None)
-        elif self._maxsize is None or self._nworkers < self._maxsize:
+        elif self._nworkers < self._limit:
             self._spawn_worker()
 
     def _drain_inbox(self):
@@ -134,6 +157,7 @@ class FiberPool(PoolBase):
     def _work(self):
         worker = getcurrent()
         queue = self._queue
+        wakers = self._join_wakers.wakers
         while True:
             while queue:
                 future, func, args, kwargs = queue.popleft()
@@ -141,7 +165,9 @@ class FiberPool(PoolBase):
                     worker.job = future
                     self._run_job(future, func, args, kwargs)
                     worker.job = None
-                self._job_done()
+                self._unfinished -= 1
+                if not self._unfinished and wakers:
+                    self._join_wakers.wake_all()
             if self._closing or not self._park(worker):
                 return
 
@@ -156,9 +182,9 @@ class FiberPool(PoolBase):
             self._job_done()
             raise
         except BaseException as exc:
-            future.set_exception(exc)
+            future._complete(_FAILED, exc)
         else:
-            future.set_result(result)
+            future._complete(_DONE, result)
 
     def _park(self, worker):
         """Wait idle for a job. Return False if the worker should exit."""
@@ -213,7 +239,7 @@ class FiberPool(PoolBase):
         need = len(self._queue) if self._queue else 0
         if not self._closing:
             need = max(need, self._minsize - self._nworkers)
-        while need > 0 and (self._maxsize is None or self._nworkers < self._maxsize):
+        while need > 0 and self._nworkers < self._limit:
             self._spawn_worker()
             need -= 1
         if self._nworkers == 0 and self._closing:
