@@ -161,13 +161,17 @@ class FiberPool(PoolBase):
         while True:
             while queue:
                 future, func, args, kwargs = queue.popleft()
-                if future._set_running(worker.interrupt):
-                    worker.job = future
-                    self._run_job(future, func, args, kwargs)
+                try:
+                    if future._set_running(worker.interrupt):
+                        worker.job = future
+                        self._run_job(future, func, args, kwargs)
+                finally:
+                    # Also when the worker dies of a KeyboardInterrupt or
+                    # SystemExit, raised by the job or by a done callback.
                     worker.job = None
-                self._unfinished -= 1
-                if not self._unfinished and wakers:
-                    self._join_wakers.wake_all()
+                    self._unfinished -= 1
+                    if not self._unfinished and wakers:
+                        self._join_wakers.wake_all()
             if self._closing or not self._park(worker):
                 return
 
@@ -179,7 +183,6 @@ class FiberPool(PoolBase):
                 future.set_exception(exc)
         except (GreenletExit, KeyboardInterrupt, SystemExit) as exc:
             future.set_exception(exc)
-            self._job_done()
             raise
         except BaseException as exc:
             future._complete(_FAILED, exc)
@@ -219,21 +222,12 @@ class FiberPool(PoolBase):
             return False
         return True
 
-    def _job_done(self):
-        self._unfinished -= 1
-        if not self._unfinished:
-            self._join_wakers.wake_all()
-
     def _worker_exited(self, worker):
         # Runs in the hub after any worker death: normal exit, kill, or error.
         if not worker.retired:
             self._nworkers -= 1
         if worker in self._idle_workers:
             self._idle_workers.remove(worker)
-        job = worker.job
-        if job is not None and not job.done():
-            job.set_exception(worker.exception or GreenletExit())
-            self._job_done()
         if worker.exception is not None and not isinstance(worker.exception, GreenletExit):
             self._log(10, 'worker died of %r; replacing it', worker.exception)
         need = len(self._queue) if self._queue else 0

@@ -187,7 +187,13 @@ class ThreadPool(PoolBase):
                 # Callbacks last: waking a waiter hands it the GIL soon, and
                 # this thread's bookkeeping is done by then.
                 if callbacks:
-                    _run_callbacks(callbacks)
+                    try:
+                        _run_callbacks(callbacks)
+                    except BaseException:
+                        # A KeyboardInterrupt or SystemExit from a callback,
+                        # logged already: this thread has no one to pass it
+                        # to, and must stay to run the queued jobs.
+                        pass
                     del callbacks
         finally:
             current.pop(ident, None)

@@ -379,3 +379,86 @@ def test_exit_without_close_is_prompt(patching, load):
     assert proc.returncode == 0, err
     assert elapsed < 5, 'exiting took %.1f s' % elapsed
     assert err == '', 'the interpreter complained on the way out'
+
+
+# Done callbacks that raise, run by the pool's workers.
+
+CALLBACK_RAISING = '''
+    import json, logging, sys, threading
+    import gevent, gevent.event
+    from gruvi_gevent import FiberPool, ThreadPool
+
+    logging.disable(logging.CRITICAL)    # the failing callbacks are logged; keep stderr short
+    exc_type = {'KeyboardInterrupt': KeyboardInterrupt, 'SystemExit': SystemExit,
+                'ValueError': ValueError}[sys.argv[1]]
+    pool_class = {'fiber': FiberPool, 'thread': ThreadPool}[sys.argv[2]]
+    MAXSIZE = 2
+    pool = pool_class(MAXSIZE, minsize=MAXSIZE)
+    throws = []
+
+    def settle(func, *args):
+        # The hub passes a fiber worker's KeyboardInterrupt or SystemExit on
+        # to this, the main greenlet, at its next switch: count those.
+        while True:
+            try:
+                return func(*args)
+            except exc_type as exc:
+                throws.append(repr(exc))
+
+    def bad_callback():
+        raise exc_type('raised by a done callback')
+
+    ran = []
+    futures = []
+    for number in range(6):
+        future = pool.submit(abs, -number)
+        future.add_done_callback(bad_callback)
+        future.add_done_callback(ran.append, number)
+        futures.append(future)
+    results = [settle(future.result, 10) for future in futures]
+    settle(pool.join)
+
+    if pool_class is FiberPool:
+        arrived = []
+        everyone = gevent.event.Event()
+
+        def meet():
+            arrived.append(None)
+            if len(arrived) == MAXSIZE:
+                everyone.set()
+            return everyone.wait(10)
+    else:
+        barrier = threading.Barrier(MAXSIZE, timeout=10)
+
+        def meet():
+            barrier.wait()
+            return True
+
+    met = settle(lambda: [f.result(20) for f in [pool.submit(meet) for _ in range(MAXSIZE)]])
+    more = settle(lambda: [f.result(10) for f in [pool.submit(abs, -7) for _ in range(10)]])
+    size = len(pool)
+    settle(pool.close)
+    print(json.dumps({'results': results, 'ran': sorted(ran), 'met': met, 'more': more,
+                      'size': size, 'len_after_close': len(pool), 'throws': len(throws)}))
+'''
+
+
+@pytest.mark.parametrize('exc_name', ['ValueError', 'KeyboardInterrupt', 'SystemExit'])
+@pytest.mark.parametrize('pool_name', ['fiber', 'thread'])
+def test_done_callback_raising_in_a_worker(pool_name, exc_name):
+    # Every callback runs, every job completes, join() and close() return and
+    # the pool keeps its capacity, whatever a done callback raises in a worker.
+    proc = run_script(CALLBACK_RAISING, exc_name, pool_name)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report['results'] == list(range(6))
+    assert report['ran'] == list(range(6))
+    assert report['met'] == [True, True], 'the pool lost capacity'
+    assert report['more'] == [7] * 10
+    assert report['size'] == 2
+    assert report['len_after_close'] == 0
+    if pool_name == 'fiber' and exc_name != 'ValueError':
+        # As for a job's own KeyboardInterrupt: passed on to the main greenlet.
+        assert report['throws'] == 6
+    else:
+        assert report['throws'] == 0
