@@ -23,7 +23,7 @@ from zope.interface import implementer
 from .errors import Cancelled, Timeout
 from .interfaces import IFuture
 from .logs import log
-from .wakeup import allocate_lock, check_timeout, get_ident, hub_channel, new_waker
+from .wakeup import allocate_lock, check_timeout, get_ident, keepalive, new_waker
 
 __all__ = ['Future']
 
@@ -85,7 +85,7 @@ class _HubLink:
         self.callback = callback
         self.hub = hub
         self.active = True
-        hub_channel(hub).hold()
+        keepalive(hub).hold()
 
     def __call__(self):
         loop = self.hub.loop
@@ -105,7 +105,7 @@ class _HubLink:
         if not self.active:
             return False
         self.active = False
-        hub_channel(self.hub).release()
+        keepalive(self.hub).release()
         return True
 
 

@@ -16,7 +16,6 @@ times) makes the next or current ``wait()`` return. Waits may wake spuriously,
 so callers re-check their condition in a loop.
 """
 
-import collections
 import math
 
 from gevent import monkey
@@ -48,58 +47,43 @@ def check_timeout(timeout, name='timeout'):
     return float(timeout)
 
 
-class HubChannel:
-    """One hub's door for wake-ups from other threads, and its keep-alive.
+class _KeepAlive:
+    """A ref'd async watcher that keeps a hub's loop running while greenlets wait.
 
-    An async watcher of the hub's loop, started once and never stopped (so a
-    ``send()`` from another thread is never lost), whose callback switches
-    straight to the greenlets that were woken: one loop pass per wake-up,
-    where ``run_callback_threadsafe`` takes two.
-
-    The watcher holds a reference on the loop only while greenlets are parked
-    without a timer (``count``): without it such a greenlet, waiting for
-    something only a native thread will finish, gets ``LoopExit`` when the
-    loop has nothing else to do. ``count`` is only touched on the hub's thread.
+    Without it a greenlet waiting (with no timeout) for something only a native
+    thread will finish gets ``LoopExit`` when the loop has nothing else to do.
+    Only touched on the hub's own thread.
     """
 
-    __slots__ = ('watcher',   # the hub loop's async watcher; ref'd while count > 0
-                 'pending',   # Waiters to switch to, appended by any thread
+    __slots__ = ('watcher',   # the hub loop's async watcher, started while count > 0
                  'count')     # greenlets of this hub parked without a timer
 
     def __init__(self, hub):
-        self.pending = collections.deque()
+        self.watcher = hub.loop.async_()
         self.count = 0
-        self.watcher = hub.loop.async_(ref=False)
-        self.watcher.start(self._deliver)
-
-    def _deliver(self):
-        pending = self.pending
-        while pending:
-            pending.popleft().switch(_WOKEN)
-
-    def wake(self, waiter):
-        """Switch to *waiter* in the hub; callable from any thread."""
-        self.pending.append(waiter)
-        self.watcher.send()
 
     def hold(self):
         self.count += 1
         if self.count == 1:
-            self.watcher.ref = True
+            self.watcher.start(_noop)
 
     def release(self):
         self.count -= 1
         if self.count == 0:
-            self.watcher.ref = False
+            self.watcher.stop()
 
 
-def hub_channel(hub):
-    """Return the :class:`HubChannel` of *hub*, creating it on first use (on its thread)."""
+def _noop():
+    pass
+
+
+def keepalive(hub):
+    """Return the :class:`_KeepAlive` of *hub*, creating it on first use."""
     try:
-        return hub._gruvi_gevent_channel
+        return hub._gruvi_gevent_keepalive
     except AttributeError:
-        channel = hub._gruvi_gevent_channel = HubChannel(hub)
-        return channel
+        ka = hub._gruvi_gevent_keepalive = _KeepAlive(hub)
+        return ka
 
 
 class GreenletWaker:
@@ -107,40 +91,40 @@ class GreenletWaker:
 
     __slots__ = ('hub',      # the hub of the waiting greenlet's thread
                  'ident',    # that thread's ident, to pick the cheap same-thread wake-up
-                 'channel',  # the hub's HubChannel, for wake-ups from other threads
                  'waiter')   # gevent Waiter the greenlet parks in
 
     def __init__(self, hub):
         self.hub = hub
         self.ident = hub.thread_ident
-        self.channel = hub_channel(hub)
         self.waiter = Waiter(hub)
 
     def __call__(self, *ignored):
         """Wake the parked greenlet (or make its next wait return at once)."""
-        if get_ident() != self.ident:
-            self.channel.wake(self.waiter)
-            return
         loop = self.hub.loop
-        if loop is not None:        # None: the hub was destroyed; nobody is left to wake
+        if loop is None:        # the hub was destroyed; nobody is left to wake
+            return
+        if get_ident() == self.ident:
             loop.run_callback(self.waiter.switch, _WOKEN)
+        else:
+            loop.run_callback_threadsafe(self.waiter.switch, _WOKEN)
 
     def wait(self, timeout=None):
         """Park until woken or until *timeout* passes. Return False on timeout.
 
         *Switchpoint.*
         """
+        hub = self.hub
         waiter = self.waiter
         if timeout is None:
-            channel = self.channel
-            channel.hold()
+            ka = keepalive(hub)
+            ka.hold()
             try:
                 waiter.get()
             finally:
-                channel.release()
+                ka.release()
                 waiter.clear()
             return True
-        timer = self.hub.loop.timer(timeout)
+        timer = hub.loop.timer(timeout)
         timer.start(waiter.switch, _TIMED_OUT, update=True)
         try:
             return waiter.get() is not _TIMED_OUT
