@@ -129,9 +129,10 @@ class ThreadPool(PoolBase):
         The caller has counted it in ``_nthreads`` already.
         """
         ident = get_ident()
+        hub = get_hub()
         gpool = self._gevent_pools.get(ident)
-        if gpool is None:
-            hub = get_hub()
+        # A pool made for an exited thread whose ident this one got is not ours.
+        if gpool is None or gpool.hub is not hub:
             note_hub(hub)
             gpool = gevent.threadpool.ThreadPool(self._maxsize or _UNBOUNDED, hub=hub,
                                                  idle_task_timeout=0)

@@ -462,3 +462,54 @@ def test_done_callback_raising_in_a_worker(pool_name, exc_name):
         assert report['throws'] == 6
     else:
         assert report['throws'] == 0
+
+
+# Worker threads started from threads that come and go.
+
+def test_thread_pool_grown_from_short_lived_threads():
+    # Each round runs in a new native thread (which often gets the ident of
+    # the one before) and makes the pool grow by two threads.
+    pool = ThreadPool()
+    outcomes = []
+    for round_number in range(1, 6):
+        size = 2 * round_number
+        barrier = threading.Barrier(size, timeout=TIMEOUT)
+
+        def submit_round():
+            try:
+                futures = [pool.submit(barrier.wait) for _ in range(size)]
+                outcomes.append(sorted(f.result(timeout=TIMEOUT) for f in futures))
+            except BaseException as exc:
+                outcomes.append(exc)
+
+        thread = threading.Thread(target=submit_round)
+        thread.start()
+        thread.join(TIMEOUT * 2)
+        assert outcomes[-1] == list(range(size)), outcomes[-1]
+        assert len(pool) == size
+    pool.close()
+    assert len(pool) == 0
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    'known bug: a worker thread started from a thread of another pool goes through '
+    'a gevent pool on a hub made in that thread; gevent destroys that hub when the '
+    'thread exits, and the worker, exiting later, prints "Failed to run worker '
+    'thread ... operation on destroyed loop"'))
+def test_thread_pool_grown_from_another_pools_thread_outlives_it(capfd):
+    # Workers started from a worker thread of another pool go on working
+    # after that thread exits, and exit quietly when their pool closes.
+    inner = ThreadPool(4)
+    outer = ThreadPool(2)
+
+    def nested(number):
+        return inner.submit(abs, -number).result(timeout=TIMEOUT)
+
+    assert list(outer.map(nested, range(8), timeout=TIMEOUT)) == list(range(8))
+    outer.close()    # its threads exit
+    assert [f.result(timeout=TIMEOUT) for f in [inner.submit(abs, -n) for n in range(20)]] \
+        == list(range(20))
+    inner.close()
+    assert len(inner) == 0
+    err = capfd.readouterr().err
+    assert 'Traceback' not in err and 'Failed' not in err, err
