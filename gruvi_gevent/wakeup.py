@@ -17,6 +17,7 @@ so callers re-check their condition in a loop.
 """
 
 import math
+import os
 
 from gevent import monkey
 from gevent._hub_local import get_hub_if_exists
@@ -173,3 +174,18 @@ def new_waker():
         raise RuntimeError('cannot wait inside the gevent hub (a loop callback '
                            'or a watcher): the hub would have to wait for itself')
     return GreenletWaker(hub)
+
+
+def _reinit_loop_after_fork() -> None:
+    # os.fork() called by a greenlet that the hub resumed from its callbacks,
+    # that is in the middle of a loop iteration: in the child the hub finishes
+    # that iteration, and libev's own fork check comes only at the start of
+    # the next one, so it would poll the epoll set it shares with the parent
+    # and could drain the parent's wake-up eventfd, leaving the parent deaf to
+    # wake-ups from other threads. gevent's own fork() does this too.
+    hub = get_hub_if_exists()
+    if hub is not None and hub.loop is not None:
+        hub.loop.reinit()
+
+
+os.register_at_fork(after_in_child=_reinit_loop_after_fork)

@@ -172,3 +172,59 @@ def test_fork_after_using_the_pools(patching, load):
     assert parent['new'] == child['new']
     assert parent['threads-size'] == 1
     assert proc.stderr == ''
+
+
+PARENT_WAKEUPS = '''
+    import faulthandler, os, sys, time
+    faulthandler.dump_traceback_later(45, exit=True)
+    if sys.argv[1] == 'patched':
+        from gevent import monkey
+        monkey.patch_all()
+    import gevent
+    from gevent import monkey
+    from gruvi_gevent import Future, Timeout
+
+    start_new_thread = monkey.get_original('_thread', 'start_new_thread')
+    lost = 0
+    for round_number in range(10):
+        read_end, write_end = os.pipe()
+        # The hub runs this greenlet from its callbacks now: the fork happens
+        # in the middle of one of the hub's loop iterations.
+        gevent.sleep(0)
+        pid = os.fork()
+        if pid == 0:
+            os.write(write_end, b'x')
+            # The child's hub goes on with that iteration and polls for a while.
+            gevent.sleep(0.05)
+            os._exit(0)
+        # The parent: a native thread wakes this greenlet while the child polls.
+        future = Future()
+
+        def complete(number=round_number):
+            os.read(read_end, 1)
+            future.set_result(number)
+
+        start_new_thread(complete, ())
+        # A lost wake-up shows as the wait lasting until its timer fires.
+        started = time.monotonic()
+        try:
+            assert future.result(timeout=5) == round_number
+        except Timeout:
+            pass
+        if time.monotonic() - started > 1:
+            lost += 1
+        os.waitpid(pid, 0)
+        os.close(read_end)
+        os.close(write_end)
+    print(lost)
+'''
+
+
+@pytest.mark.parametrize('patching', ['plain', 'patched'])
+def test_fork_does_not_steal_the_parents_wake_ups(patching):
+    # A fork in the middle of a loop iteration: the child's hub must not poll
+    # what it shares with the parent, or it takes the parent's wake-ups.
+    proc = subprocess.run([sys.executable, '-c', textwrap.dedent(PARENT_WAKEUPS), patching],
+                          capture_output=True, text=True, timeout=SCRIPT_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == '0', 'wake-ups the parent lost (of 10): %s' % proc.stdout
