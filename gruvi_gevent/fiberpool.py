@@ -47,7 +47,10 @@ class FiberPool(PoolBase):
 
     **Cancellation:** a pending job that is cancelled never starts. A running
     job can be cancelled: :class:`~gruvi_gevent.Cancelled` is raised inside it
-    at its current switchpoint, and the pool keeps its capacity.
+    at its current switchpoint, and the pool keeps its capacity. As with
+    gevent's ``kill()``, a job that was already due to resume from that
+    switchpoint (after ``gevent.sleep(0)``, say) runs on, and gets the
+    ``Cancelled`` at its next one; its result is discarded either way.
 
     **Exceptions from jobs:** an ``Exception`` goes to the job's future and
     nowhere else. ``GreenletExit`` (the worker was killed, e.g. by
