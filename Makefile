@@ -2,14 +2,17 @@
 # Each creates .venv if missing and installs the package (editable) into it.
 # `make docs` builds the documentation into docs/_build/html; `make test`
 # builds it too, with warnings as errors, so a broken docstring fails it.
+# `make typecheck` runs mypy over the package and tests/typing_check.py
+# (settings in setup.cfg); `make test` runs it too.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPHINX := $(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
+MYPY := $(BIN)/python -m mypy gruvi_gevent tests/typing_check.py
 
-.PHONY: demo test docs bench clean
+.PHONY: demo test typecheck docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +27,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -q
+	$(MYPY)
 	$(SPHINX)
+
+typecheck: $(STAMP)
+	$(MYPY)
 
 docs: $(STAMP)
 	$(SPHINX)
@@ -33,4 +40,4 @@ bench: $(STAMP)
 	$(BIN)/python -m gruvi_gevent.bench
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache docs/_build
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache docs/_build

@@ -18,6 +18,7 @@ version = release
 extensions = [
     'sphinx.ext.autodoc',
     'zope_interfaces',
+    'signatures',
 ]
 
 # Every public name of these modules must appear in the API reference

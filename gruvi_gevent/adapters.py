@@ -20,6 +20,8 @@ The gevent objects call back in their hub, and belong to the thread of that hub.
 """
 
 import concurrent.futures
+from collections.abc import Callable
+from typing import Any
 
 import gevent.event
 import gevent.subprocess
@@ -36,7 +38,7 @@ __all__ = ['registry', 'GeventWaitable', 'ConcurrentFutureWaitable']
 registry = AdapterRegistry()
 
 
-def _adapter_hook(interface, obj):
+def _adapter_hook(interface: Any, obj: object) -> Any:
     factory = registry.lookup1(providedBy(obj), interface, '')
     return None if factory is None else factory(obj)
 
@@ -49,12 +51,12 @@ class _Link:
 
     __slots__ = ('func', 'args', 'active')
 
-    def __init__(self, func, args):
+    def __init__(self, func: Callable[..., object], args: tuple[Any, ...]) -> None:
         self.func = func
         self.args = args
         self.active = True
 
-    def __call__(self, source=None):
+    def __call__(self, source: object = None) -> None:
         if not self.active:
             return
         self.active = False
@@ -67,15 +69,16 @@ class _Link:
 class GeventWaitable:
     """Adapts a gevent object with ``rawlink``/``unlink`` (callbacks run in its hub)."""
 
-    def __init__(self, obj, linkable=None, ready=None):
+    def __init__(self, obj: Any, linkable: Any = None,
+                 ready: Callable[[], bool] | None = None) -> None:
         self.obj = obj
         self._linkable = obj if linkable is None else linkable
         self._ready = ready or obj.ready
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return '<%s for %r>' % (type(self).__name__, self.obj)
 
-    def add_done_callback(self, callback, *args):
+    def add_done_callback(self, callback: Callable[..., object], *args: Any) -> object | None:
         """Call ``callback(*args)`` once the object is ready (at once if it is)."""
         if not callable(callback):
             raise TypeError('callback must be callable, got %r' % (callback,))
@@ -86,7 +89,7 @@ class GeventWaitable:
         self._linkable.rawlink(link)
         return link
 
-    def remove_done_callback(self, handle):
+    def remove_done_callback(self, handle: Any) -> None:
         """Remove a callback added by :meth:`add_done_callback`; None or twice is fine."""
         if handle is None:
             return
@@ -94,11 +97,11 @@ class GeventWaitable:
         self._linkable.unlink(handle)
 
 
-def _event_waitable(event):
+def _event_waitable(event: gevent.event.Event) -> GeventWaitable:
     return GeventWaitable(event, ready=event.is_set)
 
 
-def _popen_waitable(popen):
+def _popen_waitable(popen: gevent.subprocess.Popen) -> GeventWaitable:
     return GeventWaitable(popen, linkable=popen.result,
                           ready=lambda: popen.returncode is not None)
 
@@ -114,13 +117,13 @@ class ConcurrentFutureWaitable:
     one. A callback removed then is only deactivated.
     """
 
-    def __init__(self, future):
+    def __init__(self, future: 'concurrent.futures.Future[Any]') -> None:
         self.obj = future
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return '<%s for %r>' % (type(self).__name__, self.obj)
 
-    def add_done_callback(self, callback, *args):
+    def add_done_callback(self, callback: Callable[..., object], *args: Any) -> object | None:
         """Call ``callback(*args)`` once the future is done (at once if it is)."""
         if not callable(callback):
             raise TypeError('callback must be callable, got %r' % (callback,))
@@ -128,12 +131,13 @@ class ConcurrentFutureWaitable:
         future = self.obj
         with future._condition:
             if not future.done():
-                future._done_callbacks.append(link)
+                # Private, and not in the standard library's type stubs.
+                future._done_callbacks.append(link)  # type: ignore[attr-defined]
                 return link
         link()
         return None
 
-    def remove_done_callback(self, handle):
+    def remove_done_callback(self, handle: Any) -> None:
         """Remove a callback added by :meth:`add_done_callback`; None or twice is fine."""
         if handle is None:
             return
@@ -143,12 +147,12 @@ class ConcurrentFutureWaitable:
             if future.done():
                 return
             try:
-                future._done_callbacks.remove(handle)
+                future._done_callbacks.remove(handle)  # type: ignore[attr-defined]
             except ValueError:
                 pass
 
 
-def _register(cls, factory):
+def _register(cls: type, factory: Callable[[Any], object]) -> None:
     registry.register([implementedBy(cls)], IWaitable, '', factory)
 
 

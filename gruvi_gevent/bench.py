@@ -170,7 +170,7 @@ def _median_ratio(outcome):
     return statistics.median(outcome.ours_rounds) / anchor if anchor > 0 else None
 
 
-CASES = []
+CASES: list[Case] = []
 
 
 def case(name, anchor, goal=None, goal_on='ratio'):
@@ -204,7 +204,8 @@ class Run:
         is collected before the next, so that no round pays for another.
         """
         rounds = rounds or self.rounds
-        ours_times, anchor_times = [], []
+        ours_times: list[float] = []
+        anchor_times: list[float] = []
         for number in range(1, rounds + 1):
             for label, func, times in (('ours', ours, ours_times),
                                        ('anchor', anchor, anchor_times)):
@@ -428,7 +429,7 @@ def blocking_vs_apply(run):
 
 
 def _done_futures(n):
-    futures = [Future() for _ in range(n)]
+    futures: list[Future[int]] = [Future() for _ in range(n)]
     for i, future in enumerate(futures):
         future.set_result(i)
     return futures

@@ -7,17 +7,22 @@ calls must not stall name resolution.
 """
 
 import os
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from .threadpool import ThreadPool
 from .wakeup import allocate_lock
 
 __all__ = ['get_io_pool', 'get_cpu_pool', 'blocking']
 
+T = TypeVar('T')
+P = ParamSpec('P')
+
 _lock = allocate_lock()
-_pools = {}
+_pools: dict[str, ThreadPool] = {}
 
 
-def _get_pool(name, maxsize):
+def _get_pool(name: str, maxsize: int) -> ThreadPool:
     pool = _pools.get(name)
     if pool is None:
         with _lock:
@@ -27,7 +32,7 @@ def _get_pool(name, maxsize):
     return pool
 
 
-def get_io_pool():
+def get_io_pool() -> ThreadPool:
     """Return the thread pool for IO tasks.
 
     By default there is one IO thread pool per application (maxsize 20,
@@ -36,7 +41,7 @@ def get_io_pool():
     return _get_pool('Io', 20)
 
 
-def get_cpu_pool():
+def get_cpu_pool() -> ThreadPool:
     """Return the thread pool for CPU intensive tasks.
 
     By default there is one CPU thread pool per application (maxsize
@@ -45,7 +50,7 @@ def get_cpu_pool():
     return _get_pool('Cpu', os.cpu_count() or 1)
 
 
-def blocking(func, *args, **kwargs):
+def blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a function that uses blocking IO.
 
     *Switchpoint.* The function is run in the IO thread pool; its result is
@@ -65,7 +70,7 @@ def blocking(func, *args, **kwargs):
     return pool._call(func, args, kwargs)
 
 
-def _forget_pools_after_fork():
+def _forget_pools_after_fork() -> None:
     # The pools reset themselves in the child; the module lock may have been
     # held by a thread that does not exist there.
     global _lock

@@ -9,6 +9,8 @@ thread drops the job in an inbox and asks the hub, through
 
 import collections
 import sys
+from collections.abc import Callable, Iterable
+from typing import Any, ParamSpec, TypeVar
 
 from gevent import Greenlet, GreenletExit
 from gevent.hub import get_hub
@@ -24,18 +26,25 @@ from .wakeup import get_ident
 
 __all__ = ['FiberPool']
 
+T = TypeVar('T')
+P = ParamSpec('P')
+
+# A job: (future, func, args, kwargs).
+_Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
 _IDLE_TIMEOUT = object()
-_NO_KWARGS = {}   # shared by map()'s jobs: func(**kwargs) never keeps the dict
+_NO_KWARGS: dict[str, Any] = {}   # shared by map()'s jobs: func(**kwargs) never keeps the dict
 
 
 class _FiberWorker(Greenlet):
     """A worker greenlet; knows its current job so that cancel() can interrupt it."""
 
-    def __init__(self, run):
+    def __init__(self, run: Callable[[], None]) -> None:
         Greenlet.__init__(self, run)
-        self.job = None      # the Future of the job running now, or None
-        self.waiter = None   # the Waiter it parks in while idle, or None
-        self.interrupt = None  # the canceller given to its jobs' futures
+        self.job: Future[Any] | None = None   # the Future of the job running now, or None
+        self.waiter: Any = None   # the Waiter it parks in while idle, or None
+        # the canceller given to its jobs' futures
+        self.interrupt: Callable[[Future[Any]], None] | None = None
         self.retired = False   # left idle; already taken off the pool's count
 
 
@@ -61,7 +70,8 @@ class FiberPool(PoolBase):
     The worker is replaced.
     """
 
-    def __init__(self, maxsize=None, minsize=0, name=None):
+    def __init__(self, maxsize: int | None = None, minsize: int = 0,
+                 name: str | None = None) -> None:
         super().__init__(maxsize, minsize, name)
         self._hub = hub = get_hub()
         note_hub(hub)
@@ -69,9 +79,9 @@ class FiberPool(PoolBase):
         self._ident = hub.thread_ident
         self._group = Group()
         self._group.greenlet_class = _FiberWorker
-        self._queue = collections.deque()   # jobs: (future, func, args, kwargs)
-        self._inbox = collections.deque()   # jobs submitted from other threads
-        self._idle_workers = []              # idle workers, most recent last
+        self._queue: collections.deque[_Job] = collections.deque()   # jobs to run
+        self._inbox: collections.deque[_Job] = collections.deque()   # submitted from other threads
+        self._idle_workers: list[_FiberWorker] = []   # idle workers, most recent last
         self._nworkers = 0
         self._unfinished = 0                 # jobs queued or running
         self._closed = False                 # closing, and every worker has exited
@@ -79,13 +89,13 @@ class FiberPool(PoolBase):
         for _ in range(minsize):
             self._spawn_worker()
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self._nworkers
 
-    def submit(self, func, *args, **kwargs):
+    def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         if self._closing or not callable(func):
             self._check_submit(func)
-        future = Future()
+        future: Future[T] = Future()
         job = (future, func, args, kwargs)
         if get_ident() != self._ident:
             self._inbox.append(job)
@@ -97,15 +107,16 @@ class FiberPool(PoolBase):
             self._dispatch()
         return future
 
-    def _submit_many(self, func, arg_tuples):
+    def _submit_many(self, func: Callable[..., T],
+                     arg_tuples: Iterable[tuple[Any, ...]]) -> list[Future[T]]:
         """map()'s submissions in one go: one count update, one wake-up per worker."""
         if get_ident() != self._ident:
             return super()._submit_many(func, arg_tuples)
-        futures = []
+        futures: list[Future[T]] = []
         append_future = futures.append
         append_job = self._queue.append
         for args in arg_tuples:
-            future = Future()
+            future: Future[T] = Future()
             append_future(future)
             append_job((future, func, args, _NO_KWARGS))
         self._unfinished += len(futures)
@@ -117,7 +128,7 @@ class FiberPool(PoolBase):
 
     submit.__doc__ = PoolBase.submit.__doc__
 
-    def _dispatch(self):
+    def _dispatch(self) -> None:
         """Make sure a worker will look at the queue: wake an idle one or start one."""
         idle = self._idle_workers
         if idle:
@@ -126,7 +137,7 @@ class FiberPool(PoolBase):
         elif self._nworkers < self._limit:
             self._spawn_worker()
 
-    def _drain_inbox(self):
+    def _drain_inbox(self) -> None:
         inbox = self._inbox
         while inbox:
             job = inbox.popleft()
@@ -137,14 +148,14 @@ class FiberPool(PoolBase):
             self._unfinished += 1
             self._dispatch()
 
-    def _spawn_worker(self):
+    def _spawn_worker(self) -> None:
         worker = self._group.spawn(self._work)
         worker.interrupt = self._interrupter(worker)
         worker.rawlink(self._worker_exited)
         self._nworkers += 1
 
-    def _interrupter(self, worker):
-        def interrupt(future):
+    def _interrupter(self, worker: _FiberWorker) -> Callable[[Future[Any]], None]:
+        def interrupt(future: Future[Any]) -> None:
             if get_ident() == self._ident:
                 self._loop.run_callback(self._deliver_cancel, worker, future)
             else:
@@ -152,12 +163,12 @@ class FiberPool(PoolBase):
         return interrupt
 
     @staticmethod
-    def _deliver_cancel(worker, future):
+    def _deliver_cancel(worker: _FiberWorker, future: Future[Any]) -> None:
         # Runs in the hub. The worker may have finished that job meanwhile.
         if worker.job is future and not worker.dead:
             worker.throw(Cancelled())
 
-    def _work(self):
+    def _work(self) -> None:
         worker = getcurrent()
         queue = self._queue
         wakers = self._join_wakers.wakers
@@ -178,7 +189,8 @@ class FiberPool(PoolBase):
             if self._closing or not self._park(worker):
                 return
 
-    def _run_job(self, future, func, args, kwargs):
+    def _run_job(self, future: Future[Any], func: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
         try:
             result = func(*args, **kwargs)
         except Cancelled as exc:
@@ -192,7 +204,7 @@ class FiberPool(PoolBase):
         else:
             future._complete(_DONE, result)
 
-    def _park(self, worker):
+    def _park(self, worker: _FiberWorker) -> bool:
         """Wait idle for a job. Return False if the worker should exit."""
         waiter = worker.waiter = Waiter(self._hub)
         self._idle_workers.append(worker)
@@ -225,7 +237,7 @@ class FiberPool(PoolBase):
             return False
         return True
 
-    def _worker_exited(self, worker):
+    def _worker_exited(self, worker: _FiberWorker) -> None:
         # Runs in the hub after any worker death: normal exit, kill, or error.
         if not worker.retired:
             self._nworkers -= 1
@@ -243,13 +255,13 @@ class FiberPool(PoolBase):
             self._closed = True
             self._close_wakers.wake_all()
 
-    def _begin_close(self):
+    def _begin_close(self) -> None:
         if get_ident() != self._ident:
             self._loop.run_callback_threadsafe(self._wake_idle_for_close)
         else:
             self._wake_idle_for_close()
 
-    def _wake_idle_for_close(self):
+    def _wake_idle_for_close(self) -> None:
         idle = self._idle_workers
         while idle:
             self._loop.run_callback(idle.pop().waiter.switch, None)
@@ -260,5 +272,5 @@ class FiberPool(PoolBase):
                 self._closed = True
                 self._close_wakers.wake_all()
 
-    def _idle(self):
+    def _idle(self) -> bool:
         return not self._unfinished and not self._inbox

@@ -14,8 +14,8 @@ is released. A pending future with no callbacks is three slots, about 56 bytes.
 """
 
 import os
-import types
 from time import monotonic
+from typing import Any, Callable, Generic, TypeVar
 
 from gevent.hub import get_hub
 from zope.interface import implementer
@@ -26,6 +26,8 @@ from .logs import log
 from .wakeup import allocate_lock, check_timeout, get_ident, keepalive, new_waker
 
 __all__ = ['Future']
+
+T = TypeVar('T')
 
 # The states. _RUNNING's _result is the canceller (see Future._set_running).
 _PENDING, _RUNNING, _DONE, _FAILED, _CANCELLED = range(5)
@@ -43,7 +45,7 @@ _STATE_NAMES = {
 _lock = allocate_lock()
 
 
-def _reinit_lock_after_fork():
+def _reinit_lock_after_fork() -> None:
     # A thread that held the lock at fork time does not exist in the child.
     global _lock
     _lock = allocate_lock()
@@ -57,14 +59,14 @@ class _Callback:
 
     __slots__ = ('func', 'args')
 
-    def __init__(self, func, args):
+    def __init__(self, func: Callable[..., object], args: tuple[Any, ...]) -> None:
         self.func = func
         self.args = args
 
-    def __call__(self):
+    def __call__(self) -> None:
         self.func(*self.args)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return '<done callback %r%r>' % (self.func, self.args)
 
 
@@ -80,14 +82,15 @@ class _HubLink:
                  'hub',        # the hub of the thread that linked
                  'active')     # still owed a call; only touched in the hub's thread
 
-    def __init__(self, future, callback, hub):
+    def __init__(self, future: 'Future[Any]', callback: Callable[[Any], object],
+                 hub: Any) -> None:
         self.future = future
         self.callback = callback
         self.hub = hub
         self.active = True
         keepalive(hub).hold()
 
-    def __call__(self):
+    def __call__(self) -> None:
         loop = self.hub.loop
         if loop is None:
             return
@@ -96,11 +99,11 @@ class _HubLink:
         else:
             loop.run_callback_threadsafe(self.fire)
 
-    def fire(self):
+    def fire(self) -> None:
         if self.deactivate():
             self.callback(self.future)
 
-    def deactivate(self):
+    def deactivate(self) -> bool:
         """Release the keep-alive once; return whether the link was active."""
         if not self.active:
             return False
@@ -109,7 +112,7 @@ class _HubLink:
         return True
 
 
-def _run_callbacks(callbacks):
+def _run_callbacks(callbacks: Any) -> None:
     """Call each callback; log those that fail, and let none stop the others.
 
     A callback that raises a BaseException that is not an Exception (say
@@ -118,7 +121,7 @@ def _run_callbacks(callbacks):
     """
     if type(callbacks) is not dict:
         callbacks = (callbacks,)
-    escaped = None
+    escaped: BaseException | None = None
     for callback in callbacks:
         try:
             callback()
@@ -131,7 +134,7 @@ def _run_callbacks(callbacks):
 
 
 @implementer(IFuture)
-class Future:
+class Future(Generic[T]):
     """The state of an asynchronous function call.
 
     A future captures the state and the future result of an asynchronous
@@ -156,20 +159,22 @@ class Future:
 
     A future is also a gevent waitable: ``gevent.wait()`` and
     ``gevent.iwait()`` accept it (through :meth:`rawlink` and :meth:`unlink`).
+
+    For type checkers a future is generic in its result: ``Future[int]`` is
+    a future whose :meth:`result` is an ``int``, and ``pool.submit(func)``
+    returns a ``Future`` of *func*'s return type.
     """
 
     __slots__ = ('_state',       # one of _PENDING .. _CANCELLED
                  '_result',      # the value, the exception, or the canceller while running
                  '_callbacks')   # None, one callback, or a dict used as an ordered set
 
-    __class_getitem__ = classmethod(types.GenericAlias)
+    def __init__(self) -> None:
+        self._state: int = _PENDING
+        self._result: Any = None
+        self._callbacks: Any = None
 
-    def __init__(self):
-        self._state = _PENDING
-        self._result = None
-        self._callbacks = None
-
-    def __repr__(self):
+    def __repr__(self) -> str:
         state = self._state
         text = _STATE_NAMES[state]
         if state == _DONE:
@@ -180,19 +185,19 @@ class Future:
 
     # The consumer side.
 
-    def running(self):
+    def running(self) -> bool:
         """Return whether this future is running."""
         return self._state == _RUNNING
 
-    def cancelled(self):
+    def cancelled(self) -> bool:
         """Return whether this future was successfully cancelled."""
         return self._state == _CANCELLED
 
-    def done(self):
+    def done(self) -> bool:
         """Return whether this future is done."""
         return self._state >= _DONE
 
-    def cancel(self):
+    def cancel(self) -> bool:
         """Cancel the execution of the async function, if possible.
 
         This method marks the future as done and sets the :class:`Cancelled`
@@ -223,7 +228,7 @@ class Future:
             _run_callbacks(callbacks)
         return True
 
-    def result(self, timeout=None):
+    def result(self, timeout: float | None = None) -> T:
         """Wait for the future to complete and return its result.
 
         *Switchpoint.* If the function returned normally, its return value is
@@ -244,7 +249,7 @@ class Future:
             return self._result
         raise self._result
 
-    def exception(self, timeout=None):
+    def exception(self, timeout: float | None = None) -> BaseException | None:
         """Wait for the async function to complete and return its exception.
 
         *Switchpoint.* If the function did not raise an exception this returns
@@ -257,7 +262,7 @@ class Future:
             self._wait(timeout)
         return None if self._state == _DONE else self._result
 
-    def add_done_callback(self, callback, *args):
+    def add_done_callback(self, callback: Callable[..., object], *args: Any) -> object | None:
         """Add a callback that gets called when the future completes.
 
         The callback will be called in the context of the fiber or thread that
@@ -279,7 +284,7 @@ class Future:
         _run_callbacks(entry)
         return None
 
-    def remove_done_callback(self, handle):
+    def remove_done_callback(self, handle: object | None) -> None:
         """Remove a callback that was added by :meth:`add_done_callback`.
 
         It is not an error to remove a callback that was already removed, nor
@@ -294,7 +299,7 @@ class Future:
 
     # gevent's wait protocol.
 
-    def rawlink(self, callback):
+    def rawlink(self, callback: 'Callable[[Future[T]], object]') -> None:
         """Call ``callback(self)`` in the calling thread's hub once the future is done.
 
         This is gevent's waiting protocol, used by ``gevent.wait()`` and
@@ -306,9 +311,9 @@ class Future:
         if not self._add(link):
             link()
 
-    def unlink(self, callback):
+    def unlink(self, callback: 'Callable[[Future[T]], object]') -> None:
         """Remove every ``rawlink`` of *callback*; unknown callbacks are ignored."""
-        removed = []
+        removed: list[_HubLink] = []
         with _lock:
             callbacks = self._callbacks
             if type(callbacks) is dict:
@@ -324,7 +329,7 @@ class Future:
 
     # The producer side.
 
-    def set_running(self, can_cancel=False):
+    def set_running(self, can_cancel: bool = False) -> bool:
         """Move a pending future to the running state.
 
         *can_cancel* says whether :meth:`cancel` may still cancel it while it
@@ -333,7 +338,7 @@ class Future:
         """
         return self._set_running(True if can_cancel else None)
 
-    def _set_running(self, canceller):
+    def _set_running(self, canceller: 'Callable[[Future[Any]], object] | bool | None') -> bool:
         """Like :meth:`set_running`: *canceller* None (not cancellable), True
         (cancellable, nothing to interrupt) or ``canceller(future)``, called
         after a running future was cancelled to interrupt its job."""
@@ -344,22 +349,22 @@ class Future:
             self._state = _RUNNING
         return True
 
-    def set_result(self, result):
+    def set_result(self, result: T) -> None:
         """Complete the future with *result*. A no-op if it is already done."""
         self._complete(_DONE, result)
 
-    def set_exception(self, exception):
+    def set_exception(self, exception: BaseException) -> None:
         """Complete the future with *exception*. A no-op if it is already done."""
         if not isinstance(exception, BaseException):
             raise TypeError('exception must be an exception instance, got %r' % (exception,))
         self._complete(_FAILED, exception)
 
-    def _complete(self, state, result):
+    def _complete(self, state: int, result: Any) -> None:
         callbacks = self._settle(state, result)
         if callbacks:
             _run_callbacks(callbacks)
 
-    def _settle(self, state, result):
+    def _settle(self, state: int, result: Any) -> Any:
         """Set the outcome; return the callbacks to run (None if there are none
         or the future was done already). Lets a pool thread finish its own
         bookkeeping before it runs them (see ThreadPool._work)."""
@@ -374,7 +379,7 @@ class Future:
 
     # Callback bookkeeping.
 
-    def _add(self, entry):
+    def _add(self, entry: Callable[[], object]) -> bool:
         """Register *entry* to be called on completion; False if already done."""
         with _lock:
             if self._state >= _DONE:
@@ -388,7 +393,7 @@ class Future:
                 self._callbacks = {callbacks: None, entry: None}
         return True
 
-    def _remove(self, entry):
+    def _remove(self, entry: Callable[[], object]) -> None:
         with _lock:
             callbacks = self._callbacks
             if callbacks is entry:
@@ -396,7 +401,7 @@ class Future:
             elif type(callbacks) is dict:
                 callbacks.pop(entry, None)
 
-    def _wait(self, timeout):
+    def _wait(self, timeout: float | None) -> None:
         """Park the caller until the future is done; raise Timeout after *timeout*."""
         waker = new_waker()
         if not self._add(waker):
@@ -418,7 +423,7 @@ class Future:
             if self._state < _DONE:
                 self._remove(waker)
 
-    def _callback_count(self):
+    def _callback_count(self) -> int:
         """Return how many callbacks are registered (for tests and leak checks)."""
         callbacks = self._callbacks
         if callbacks is None:

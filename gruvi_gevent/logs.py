@@ -9,6 +9,7 @@ process is monkey-patched and the caller is a native thread with no hub.
 
 import collections
 import logging
+from typing import Any
 
 from gevent import monkey
 from gevent._hub_local import get_hub_if_exists
@@ -18,24 +19,25 @@ __all__ = ['logger', 'log', 'note_hub']
 
 logger = logging.getLogger('gruvi_gevent')
 
-_main_hub = None      # the hub of the main thread, once known
-_relayed = collections.deque()    # (level, msg, args, exc_info) waiting for the main hub
+_main_hub: Any = None      # the hub of the main thread, once known
+# (level, msg, args, exc_info) waiting for the main hub
+_relayed: 'collections.deque[tuple[int, str, tuple[Any, ...], Any]]' = collections.deque()
 
 
-def _flush():
+def _flush() -> None:
     while _relayed:
         level, msg, args, exc_info = _relayed.popleft()
         logger.log(level, msg, *args, exc_info=exc_info)
 
 
-def note_hub(hub):
+def note_hub(hub: Any) -> None:
     """Remember *hub* as the relay for native threads if it is the main thread's."""
     global _main_hub
     if hub.main_hub:
         _main_hub = hub
 
 
-def log(level, msg, *args, exc_info=None):
+def log(level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
     """Log *msg % args* at *level* on the ``gruvi_gevent`` logger, from any thread."""
     if not logger.isEnabledFor(level):
         return

@@ -7,21 +7,30 @@ jobs run, how they are queued, and how a running job is (or is not) cancelled.
 
 import collections
 import itertools
+from collections.abc import Callable, Generator, Iterable, Iterator
 from time import monotonic
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
 
 from zope.interface import implementer
 
 from .errors import Timeout
+from .future import Future
 from .interfaces import IPool
 from .logs import log
-from .wakeup import check_timeout, new_waker
+from .wakeup import Waker, check_timeout, new_waker
 
 __all__ = ['PoolBase']
 
-_pool_numbers = collections.defaultdict(itertools.count)
+T = TypeVar('T')
+P = ParamSpec('P')
+_Pool = TypeVar('_Pool', bound='PoolBase')
+
+_pool_numbers: 'collections.defaultdict[str, itertools.count[int]]' = \
+    collections.defaultdict(itertools.count)
 
 
-def _check_size(maxsize, minsize):
+def _check_size(maxsize: int | None, minsize: int) -> None:
     if maxsize is not None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int):
             raise TypeError('maxsize must be None or an int, got %r' % (maxsize,))
@@ -35,7 +44,7 @@ def _check_size(maxsize, minsize):
         raise ValueError('minsize must be <= maxsize (%d), got %r' % (maxsize, minsize))
 
 
-def _iterate(iterable, position):
+def _iterate(iterable: Iterable[T], position: int) -> Iterator[T]:
     """Return ``iter(iterable)``; a TypeError for a non-iterable names map()'s argument."""
     try:
         return iter(iterable)
@@ -53,10 +62,10 @@ class _Wakers:
 
     __slots__ = ('wakers',)
 
-    def __init__(self):
-        self.wakers = []
+    def __init__(self) -> None:
+        self.wakers: list[Waker] = []
 
-    def wait_until(self, predicate):
+    def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Park the caller until ``predicate()`` is true. *Switchpoint.*"""
         if predicate():
             return
@@ -68,7 +77,7 @@ class _Wakers:
         finally:
             self.wakers.remove(waker)
 
-    def wake_all(self):
+    def wake_all(self) -> None:
         for waker in list(self.wakers):
             waker()
 
@@ -103,9 +112,10 @@ class PoolBase:
     """
 
     #: Seconds an idle worker above minsize waits for work before it exits.
-    idle_timeout = 30.0
+    idle_timeout: float = 30.0
 
-    def __init__(self, maxsize=None, minsize=0, name=None):
+    def __init__(self, maxsize: int | None = None, minsize: int = 0,
+                 name: str | None = None) -> None:
         _check_size(maxsize, minsize)
         if name is None:
             kind = type(self).__name__
@@ -120,41 +130,42 @@ class PoolBase:
         self._close_wakers = _Wakers()   # parked in close(): woken when the last worker exits
 
     @property
-    def maxsize(self):
+    def maxsize(self) -> int | None:
         """The maximum size of this pool (None: no bound)."""
         return self._maxsize
 
     @property
-    def minsize(self):
+    def minsize(self) -> int:
         """The minimum size of this pool."""
         return self._minsize
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The pool name."""
         return self._name
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return '<%s %r workers=%d maxsize=%s%s>' % (
             type(self).__name__, self._name, len(self), self._maxsize,
             ' closed' if self._closing else '')
 
-    def __enter__(self):
+    def __enter__(self: _Pool) -> _Pool:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         self.close()
 
-    def _log(self, level, msg, *args, exc_info=None):
+    def _log(self, level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
         log(level, '%s: ' + msg, self._name, *args, exc_info=exc_info)
 
-    def _check_submit(self, func):
+    def _check_submit(self, func: object) -> None:
         if self._closing:
             raise RuntimeError('pool %s is closed' % self._name)
         if not callable(func):
             raise TypeError('func must be callable, got %r' % (func,))
 
-    def submit(self, func, *args, **kwargs):
+    def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Run *func* asynchronously.
 
         The function is run in the pool which will run it asynchronously. The
@@ -169,7 +180,8 @@ class PoolBase:
         """
         raise NotImplementedError
 
-    def map(self, func, *iterables, timeout=None):
+    def map(self, func: Callable[..., T], *iterables: Iterable[Any],
+            timeout: float | None = None) -> Generator[T, None, None]:
         """Apply *func* to the elements of the sequences in *iterables*.
 
         *Switchpoint* (the returned generator waits for each result). All
@@ -203,17 +215,19 @@ class PoolBase:
         next(results)
         return results
 
-    def _submit_many(self, func, arg_tuples):
+    def _submit_many(self, func: Callable[..., T],
+                     arg_tuples: Iterable[tuple[Any, ...]]) -> list[Future[T]]:
         submit = self.submit
         return [submit(func, *args) for args in arg_tuples]
 
     @staticmethod
-    def _results(futures, deadline):
+    def _results(futures: list[Future[T]], deadline: float | None
+                 ) -> Generator[T, None, None]:
         # Results are handed out in reverse-popped order so the generator
         # drops its reference to each future (and result) as it goes.
         futures.reverse()
         try:
-            yield   # the priming step of map()
+            yield  # type: ignore[misc]  # map()'s priming step: nobody sees this one
             while futures:
                 future = futures[-1]
                 if deadline is None:
@@ -230,7 +244,7 @@ class PoolBase:
                 if not future.done():
                     future.cancel()
 
-    def join(self):
+    def join(self) -> None:
         """Wait until all jobs in the pool have completed.
 
         *Switchpoint.* New submissions are not blocked. This means that if you
@@ -239,7 +253,7 @@ class PoolBase:
         """
         self._join_wakers.wait_until(self._idle)
 
-    def close(self):
+    def close(self) -> None:
         """Close the pool and wait for all workers to exit.
 
         *Switchpoint.* New submissions will be blocked (``submit()`` and
@@ -255,15 +269,15 @@ class PoolBase:
         self._close_wakers.wait_until(self._no_workers)
         self._log(10, 'closed')
 
-    def __len__(self):
+    def __len__(self) -> int:
         """Return the number of live workers."""
         raise NotImplementedError
 
-    def _idle(self):
+    def _idle(self) -> bool:
         raise NotImplementedError
 
-    def _no_workers(self):
+    def _no_workers(self) -> bool:
         return len(self) == 0
 
-    def _begin_close(self):
+    def _begin_close(self) -> None:
         raise NotImplementedError

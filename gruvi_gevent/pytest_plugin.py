@@ -50,15 +50,19 @@ import inspect
 import sys
 import threading
 import traceback
+from collections.abc import Generator, Iterator
 from time import monotonic
+from typing import Any, TypeVar
 
 import gevent
 import pytest
 
-from . import FiberPool, Future, ThreadPool, Timeout
+from . import FiberPool, Future, PoolBase, ThreadPool, Timeout
 from .testing import _Counting, run_in_greenlet
 
 __all__ = ['POOL_CLOSE_TIMEOUT', 'LEAK_GRACE', 'GEVENT_TIMEOUT']
+
+_P = TypeVar('_P', bound=PoolBase)
 
 #: Seconds a pool fixture waits for its pool to close after the test.
 POOL_CLOSE_TIMEOUT = 10.0
@@ -69,10 +73,10 @@ LEAK_GRACE = 1.0
 #: Seconds, by default, of ``@pytest.mark.gevent_timeout``.
 GEVENT_TIMEOUT = 10.0
 
-_leak_key = pytest.StashKey()
+_leak_key: 'pytest.StashKey[tuple[_Snapshot, float]]' = pytest.StashKey()
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
     """Declare the markers (they work under ``--strict-markers`` too)."""
     config.addinivalue_line(
         'markers', 'gevent_timeout(seconds=%s): run the test body in a greenlet of its '
@@ -84,7 +88,7 @@ def pytest_configure(config):
 
 # Pools.
 
-def _close_pool(pool):
+def _close_pool(pool: PoolBase) -> None:
     """Close *pool*, failing the test if it takes more than POOL_CLOSE_TIMEOUT seconds."""
     try:
         run_in_greenlet(pool.close, timeout=POOL_CLOSE_TIMEOUT)
@@ -93,7 +97,7 @@ def _close_pool(pool):
                     'running.\n%s' % (pool, POOL_CLOSE_TIMEOUT, exc), pytrace=False)
 
 
-def _pool_fixture(request, kind):
+def _pool_fixture(request: pytest.FixtureRequest, kind: type[_P]) -> Iterator[_P]:
     options = dict(getattr(request, 'param', None) or {})
     options.setdefault('name', '%s[%s]' % (kind.__name__, request.node.name))
     pool = kind(**options)
@@ -104,7 +108,7 @@ def _pool_fixture(request, kind):
 
 
 @pytest.fixture
-def fiber_pool(request):
+def fiber_pool(request: pytest.FixtureRequest) -> Iterator[FiberPool]:
     """A fresh FiberPool for this test, closed after it.
 
     *Switchpoint* at teardown (the close waits for running jobs). Options for
@@ -115,7 +119,7 @@ def fiber_pool(request):
 
 
 @pytest.fixture
-def thread_pool(request):
+def thread_pool(request: pytest.FixtureRequest) -> Iterator[ThreadPool]:
     """A fresh ThreadPool for this test, closed after it.
 
     *Switchpoint* at teardown (the close waits for running jobs and for the
@@ -127,7 +131,7 @@ def thread_pool(request):
 
 # The hard timeout.
 
-def _timeout_of(marker):
+def _timeout_of(marker: pytest.Mark) -> float:
     seconds = marker.kwargs.get('seconds', marker.args[0] if marker.args else GEVENT_TIMEOUT)
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
         pytest.fail('gevent_timeout wants a number of seconds > 0, got %r' % (seconds,),
@@ -136,7 +140,7 @@ def _timeout_of(marker):
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_pyfunc_call(pyfuncitem):
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, None]:
     """Run the body of a test marked ``gevent_timeout`` through run_in_greenlet()."""
     marker = pyfuncitem.get_closest_marker('gevent_timeout')
     if marker is None:
@@ -149,7 +153,7 @@ def pytest_pyfunc_call(pyfuncitem):
     seconds = _timeout_of(marker)
 
     @functools.wraps(original)
-    def body(**kwargs):
+    def body(**kwargs: Any) -> Any:
         __tracebackhide__ = True
         return run_in_greenlet(functools.partial(original, **kwargs), timeout=seconds)
 
@@ -162,13 +166,13 @@ def pytest_pyfunc_call(pyfuncitem):
 
 # The leak check.
 
-def _wants_leak_check(item):
+def _wants_leak_check(item: pytest.Item) -> bool:
     return item.get_closest_marker('no_leaks') is not None or \
         'no_leaks' in getattr(item, 'fixturenames', ())
 
 
 @pytest.fixture
-def no_leaks():
+def no_leaks() -> None:
     """Fail this test if it leaves greenlets, threads or callbacks behind.
 
     The same as ``@pytest.mark.no_leaks``; the check itself runs around the
@@ -176,7 +180,7 @@ def no_leaks():
     """
 
 
-def _grace_of(item):
+def _grace_of(item: pytest.Item) -> float:
     marker = item.get_closest_marker('no_leaks')
     if marker is None:
         return LEAK_GRACE
@@ -187,7 +191,7 @@ def _grace_of(item):
     return float(grace)
 
 
-def _callback_count(obj):
+def _callback_count(obj: object) -> int:
     """The number of live registrations on a pending Future or counting waitable."""
     if isinstance(obj, Future):
         if obj.done():
@@ -204,9 +208,9 @@ def _callback_count(obj):
 class _Snapshot:
     """What lives now: gevent greenlets, threads running Python code, callbacks."""
 
-    def __init__(self):
-        self.greenlets = {}     # id -> greenlet
-        self.callbacks = {}     # id -> (object, count)
+    def __init__(self) -> None:
+        self.greenlets: dict[int, Any] = {}     # id -> greenlet
+        self.callbacks: dict[int, Any] = {}     # id -> (object, count)
         for obj in gc.get_objects():
             if isinstance(obj, gevent.Greenlet):
                 if obj:         # started (or scheduled to) and not dead
@@ -217,12 +221,13 @@ class _Snapshot:
                     self.callbacks[id(obj)] = (obj, count)
         self.threads = set(sys._current_frames())
 
-    def forget_objects(self):
+    def forget_objects(self) -> None:
         """Keep only ids and counts, so that the snapshot holds nothing alive."""
         self.greenlets = dict.fromkeys(self.greenlets)
         self.callbacks = {key: count for key, (obj, count) in self.callbacks.items()}
 
-    def leftovers(self, before):
+    def leftovers(self, before: '_Snapshot'
+                  ) -> tuple[list[Any], list[int], list[tuple[object, int]]]:
         """Return (greenlets, thread idents, (object, count) pairs) new since *before*."""
         greenlets = [g for key, g in self.greenlets.items() if key not in before.greenlets]
         threads = sorted(self.threads - before.threads)
@@ -231,7 +236,7 @@ class _Snapshot:
         return greenlets, threads, callbacks
 
 
-def _settle(greenlets, threads, deadline, rounds):
+def _settle(greenlets: list[Any], threads: list[int], deadline: float, rounds: int) -> None:
     """Give leftovers until *deadline* to go away.
 
     Greenlets and ``threading`` threads are joined: the check waits on them
@@ -253,7 +258,8 @@ def _settle(greenlets, threads, deadline, rounds):
     gevent.sleep(max(0.0, min(0.001 * 2 ** rounds, remaining)))
 
 
-def _describe(greenlets, threads, callbacks):
+def _describe(greenlets: list[Any], threads: list[int],
+              callbacks: list[tuple[object, int]]) -> str:
     frames = sys._current_frames()
     lines = ['the test left things behind (no_leaks):']
     for greenlet in greenlets:
@@ -278,7 +284,7 @@ def _describe(greenlets, threads, callbacks):
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item):
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, None]:
     """Take the leak check's first snapshot, after setup, before the body."""
     if not _wants_leak_check(item):
         yield
@@ -292,7 +298,7 @@ def pytest_runtest_call(item):
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_runtest_teardown(item, nextitem):
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Compare with the first snapshot once the test's fixtures are torn down.
 
     ``trylast``: pytest's own implementation, which tears the fixtures down,

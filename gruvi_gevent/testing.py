@@ -44,6 +44,9 @@ something: it waits on the thing itself, bounded by a *timeout*.
 
 import functools
 import traceback
+from collections.abc import Callable, Collection, Iterable, Sequence
+from types import FrameType, TracebackType
+from typing import Any, NoReturn, ParamSpec, TypeVar, overload
 
 import gevent
 from gevent import monkey
@@ -66,6 +69,11 @@ __all__ = [
     'waitable_of', 'run_in_greenlet', 'run_in_native_thread',
 ]
 
+T = TypeVar('T')
+P = ParamSpec('P')
+# The type of the objects that a check's make() returns.
+W = TypeVar('W')
+
 #: Seconds the kit waits for something that should happen (a callback, a
 #: wake-up) before it declares that it did not.
 DEFAULT_TIMEOUT = 10.0
@@ -74,15 +82,15 @@ DEFAULT_TIMEOUT = 10.0
 #: to time out (nothing is made ready meanwhile).
 SHORT_TIMEOUT = 0.01
 
-_start_new_thread = monkey.get_original('_thread', 'start_new_thread')
+_start_new_thread: Callable[..., int] = monkey.get_original('_thread', 'start_new_thread')
 
 
-def _fail(message):
+def _fail(message: str) -> NoReturn:
     # Not `assert`: the checks must also hold under python -O.
     raise AssertionError(message)
 
 
-def waitable_of(obj):
+def waitable_of(obj: object) -> Any:
     """Return what callbacks are registered with for *obj*.
 
     That is *obj* itself when it provides ``IWaitable`` (declared), the zope
@@ -103,7 +111,8 @@ def waitable_of(obj):
 
 # Running things elsewhere: a greenlet with a hard timeout, a native thread.
 
-def _capture(future, func, args, kwargs):
+def _capture(future: Future[T], func: Callable[..., T], args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> None:
     """Run ``func(*args, **kwargs)`` and put its outcome in *future*.
 
     Nothing escapes, so gevent prints no traceback for the greenlet or thread
@@ -118,15 +127,15 @@ def _capture(future, func, args, kwargs):
         future.set_result(result)
 
 
-def _spawn(func, *args, **kwargs):
+def _spawn(func: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[Any, Future[T]]:
     """Start ``func(*args, **kwargs)`` in a new greenlet; return (greenlet, future)."""
-    future = Future()
+    future: Future[T] = Future()
     return gevent.spawn(_capture, future, func, args, kwargs), future
 
 
-def _stack_of(greenlet):
+def _stack_of(greenlet: Any) -> str:
     """The stack of a parked greenlet, without the frames of this module."""
-    frame = getattr(greenlet, 'gr_frame', None)
+    frame: FrameType | None = getattr(greenlet, 'gr_frame', None)
     if frame is None:
         return '  (no frame: not started, or finished)\n'
     entries = [entry for entry in traceback.extract_stack(frame)
@@ -134,7 +143,7 @@ def _stack_of(greenlet):
     return ''.join(traceback.format_list(entries))
 
 
-def _kill(greenlet, timeout):
+def _kill(greenlet: Any, timeout: float | None) -> bool:
     """Kill *greenlet* and wait up to *timeout* for it to die; return whether it did."""
     if greenlet.dead:
         return True
@@ -142,13 +151,14 @@ def _kill(greenlet, timeout):
     return greenlet.dead
 
 
-def _name_of(func):
+def _name_of(func: Callable[..., object]) -> str:
     while isinstance(func, functools.partial):
         func = func.func
     return getattr(func, '__qualname__', None) or repr(func)
 
 
-def run_in_greenlet(func, *args, timeout=DEFAULT_TIMEOUT, **kwargs):
+def run_in_greenlet(func: Callable[..., T], *args: Any, timeout: float | None = DEFAULT_TIMEOUT,
+                    **kwargs: Any) -> T:
     """Call ``func(*args, **kwargs)`` in a fresh greenlet; give up after *timeout*.
 
     *Switchpoint.* Return what *func* returns, or re-raise its exception. If
@@ -176,8 +186,9 @@ def run_in_greenlet(func, *args, timeout=DEFAULT_TIMEOUT, **kwargs):
                 raise
             stack = _stack_of(greenlet)
             died = _kill(greenlet, 1.0)
+            # Only a number of seconds times out, so timeout is not None here.
             raise Timeout('%s did not finish within %.3g seconds%s; it was at:\n%s'
-                          % (_name_of(func), timeout,
+                          % (_name_of(func), timeout,  # type: ignore[str-format]
                              '' if died else ' (and ignored being killed)',
                              stack)) from None
     finally:
@@ -185,7 +196,7 @@ def run_in_greenlet(func, *args, timeout=DEFAULT_TIMEOUT, **kwargs):
             greenlet.kill(block=False)
 
 
-def run_in_native_thread(func, *args, **kwargs):
+def run_in_native_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
     """Call ``func(*args, **kwargs)`` in a new OS thread; return a Future of the outcome.
 
     The thread is a real native thread even when the process is
@@ -193,12 +204,12 @@ def run_in_native_thread(func, *args, **kwargs):
     returned :class:`~gruvi_gevent.Future` gets *func*'s result or exception
     once the thread has run it; wait on it with ``future.result(timeout)``.
     """
-    future = Future()
+    future: Future[T] = Future()
     _start_new_thread(_capture, (future, func, args, kwargs))
     return future
 
 
-def _wait_result(future, timeout, what):
+def _wait_result(future: Future[T], timeout: float, what: str) -> T:
     """Return ``future.result(timeout)``; fail the check if *timeout* passes first."""
     try:
         return future.result(timeout)
@@ -208,7 +219,7 @@ def _wait_result(future, timeout, what):
         _fail('%s within %.3g seconds' % (what, timeout))
 
 
-def _let_hub_run(rounds=3):
+def _let_hub_run(rounds: int = 3) -> None:
     """Yield to the hub a few times, so that callbacks it has queued run.
 
     Gevent objects deliver their callbacks in a loop callback; a duplicate
@@ -230,14 +241,14 @@ class _Registration:
 
     __slots__ = ('callback', 'args', 'state', 'inner', 'calls', '__weakref__')
 
-    def __init__(self, callback, args):
+    def __init__(self, callback: Callable[..., object], args: tuple[Any, ...]) -> None:
         self.callback = callback
         self.args = args
         self.state = _LIVE
-        self.inner = None       # the handle the wrapped waitable returned (proxies only)
+        self.inner: Any = None   # the handle the wrapped waitable returned (proxies only)
         self.calls = 0
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return '<registration %r%r %s>' % (self.callback, self.args,
                                             ('live', 'called', 'removed')[self.state])
 
@@ -249,10 +260,12 @@ class _Counting:
     native thread may add, remove or make ready.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = allocate_lock()
-        self._live = {}            # _Registration -> None: neither called nor removed
-        self._watchers = []        # (count, Future): wake when len(_live) reaches count
+        # _Registration -> None: neither called nor removed
+        self._live: dict[_Registration, None] = {}
+        # (count, Future): wake when len(_live) reaches count
+        self._watchers: list[tuple[int, Future[None]]] = []
         #: Every ``add_done_callback`` call.
         self.add_count = 0
         #: Every ``remove_done_callback`` call (of a live handle, a stale one, or None).
@@ -261,11 +274,20 @@ class _Counting:
         self.call_count = 0
 
     @property
-    def live_count(self):
+    def live_count(self) -> int:
         """The number of registrations that were neither called nor removed."""
         return len(self._live)
 
-    def _register(self, callback, args, ready=None):
+    @overload
+    def _register(self, callback: Callable[..., object], args: tuple[Any, ...]
+                  ) -> _Registration: ...
+
+    @overload
+    def _register(self, callback: Callable[..., object], args: tuple[Any, ...],
+                  ready: Callable[[], bool] | None) -> _Registration | None: ...
+
+    def _register(self, callback: Callable[..., object], args: tuple[Any, ...],
+                  ready: Callable[[], bool] | None = None) -> _Registration | None:
         """Count an add; return a live registration, or None if ``ready()`` said so.
 
         *ready* is asked under the lock, so that nothing can become ready
@@ -283,14 +305,14 @@ class _Counting:
             future.set_result(None)
         return registration
 
-    def _discard(self, registration):
+    def _discard(self, registration: _Registration) -> None:
         """Forget a registration that did not come about (the add failed)."""
         with self._lock:
             self.add_count -= 1
             if self._live.pop(registration, 0) is None:
                 registration.state = _REMOVED
 
-    def _reached(self):
+    def _reached(self) -> Sequence[Future[None]]:
         """Pop the watchers whose count has been reached (call with the lock held)."""
         if not self._watchers:
             return ()
@@ -300,7 +322,7 @@ class _Counting:
             self._watchers = [(c, f) for c, f in self._watchers if live < c]
         return reached
 
-    def _unregister(self, registration):
+    def _unregister(self, registration: _Registration | None) -> bool:
         """Count a remove call; return whether *registration* was live."""
         with self._lock:
             self.remove_count += 1
@@ -310,7 +332,7 @@ class _Counting:
             self._live.pop(registration, None)
             return True
 
-    def _take_for_call(self, registration):
+    def _take_for_call(self, registration: _Registration) -> bool:
         """Mark *registration* called; return whether it was live (owed a call)."""
         with self._lock:
             registration.calls += 1
@@ -321,7 +343,7 @@ class _Counting:
             self.call_count += 1
             return True
 
-    def wait_registered(self, count=1, timeout=DEFAULT_TIMEOUT):
+    def wait_registered(self, count: int = 1, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         """Wait until at least *count* registrations are live at once.
 
         *Switchpoint.* Returns at once if they already are. Use it to know that
@@ -330,7 +352,7 @@ class _Counting:
         Raises :class:`~gruvi_gevent.Timeout` if *timeout* passes first
         (None waits for ever).
         """
-        future = Future()
+        future: Future[None] = Future()
         with self._lock:
             if len(self._live) >= count:
                 return
@@ -340,11 +362,13 @@ class _Counting:
         except Timeout:
             with self._lock:
                 self._watchers = [(c, f) for c, f in self._watchers if f is not future]
+            # Only a number of seconds times out, so timeout is not None here.
             raise Timeout('%r: %d live registrations expected, %d after %.3g seconds'
-                          % (self, count, len(self._live), timeout)) from None
+                          % (self, count, len(self._live), timeout)  # type: ignore[str-format]
+                          ) from None
 
 
-def _call_all(registrations):
+def _call_all(registrations: Iterable[_Registration]) -> None:
     """Call each registration's callback; re-raise the first exception after all ran."""
     first = None
     for registration in registrations:
@@ -374,24 +398,24 @@ class RecordingWaitable(_Counting):
     ``ready=True`` for an object that is ready from the start.
     """
 
-    def __init__(self, ready=False):
+    def __init__(self, ready: bool = False) -> None:
         super().__init__()
         self._ready = bool(ready)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return '<%s %s live=%d adds=%d removes=%d calls=%d>' % (
             type(self).__name__, 'ready' if self._ready else 'not ready',
             self.live_count, self.add_count, self.remove_count, self.call_count)
 
     @property
-    def ready(self):
+    def ready(self) -> bool:
         """Whether the object is ready."""
         return self._ready
 
-    def _is_ready(self):
+    def _is_ready(self) -> bool:
         return self._ready
 
-    def add_done_callback(self, callback, *args):
+    def add_done_callback(self, callback: Callable[..., object], *args: Any) -> object | None:
         """Call ``callback(*args)`` when the object becomes ready; return a handle.
 
         If it is ready already, call it at once and return None. Raises
@@ -404,7 +428,7 @@ class RecordingWaitable(_Counting):
             callback(*args)
         return registration
 
-    def remove_done_callback(self, handle):
+    def remove_done_callback(self, handle: object | None) -> None:
         """Remove a callback added by :meth:`add_done_callback`.
 
         A handle already removed or already called, or None, is fine. Raises
@@ -416,7 +440,7 @@ class RecordingWaitable(_Counting):
                             'got %r' % (handle,))
         self._unregister(handle)
 
-    def make_ready(self):
+    def make_ready(self) -> bool:
         """Make the object ready: call every live callback, in the caller's context.
 
         Return True, or False if the object was ready already (nothing is
@@ -436,7 +460,7 @@ class RecordingWaitable(_Counting):
         _call_all(registrations)
         return True
 
-    def make_ready_from_thread(self):
+    def make_ready_from_thread(self) -> Future[bool]:
         """Make the object ready from a new native thread; return a Future.
 
         The callbacks run in that thread. The returned
@@ -462,7 +486,7 @@ class CountingProxy(_Counting):
     calls are not passed on.
     """
 
-    def __init__(self, obj):
+    def __init__(self, obj: object) -> None:
         super().__init__()
         #: The wrapped object.
         self.obj = obj
@@ -470,12 +494,12 @@ class CountingProxy(_Counting):
         #: Calls of a registration already called or removed (not passed on).
         self.stray_calls = 0
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return '<%s for %r live=%d adds=%d removes=%d calls=%d>' % (
             type(self).__name__, self.obj, self.live_count, self.add_count,
             self.remove_count, self.call_count)
 
-    def add_done_callback(self, callback, *args):
+    def add_done_callback(self, callback: Callable[..., object], *args: Any) -> object | None:
         """Register ``callback(*args)`` with the wrapped waitable; return a handle.
 
         Returns None if the wrapped waitable called the callback at once.
@@ -494,7 +518,7 @@ class CountingProxy(_Counting):
             return None if registration.state == _CALLED else registration
         return registration
 
-    def remove_done_callback(self, handle):
+    def remove_done_callback(self, handle: object | None) -> None:
         """Remove a callback added through the proxy; None or twice is fine."""
         if handle is not None and not isinstance(handle, _Registration):
             raise TypeError('handle must be a handle returned by add_done_callback, '
@@ -503,7 +527,7 @@ class CountingProxy(_Counting):
         if handle is not None and handle.inner is not None:
             self._waitable.remove_done_callback(handle.inner)
 
-    def _fire(self, registration):
+    def _fire(self, registration: _Registration) -> None:
         if self._take_for_call(registration):
             registration.callback(*registration.args)
         else:
@@ -516,17 +540,17 @@ class CountingProxy(_Counting):
 class _Recorder:
     """A callback that records the arguments of each call, from any thread."""
 
-    def __init__(self, expected=1):
-        self.calls = []
+    def __init__(self, expected: int = 1) -> None:
+        self.calls: list[tuple[Any, ...]] = []
         self.expected = expected
-        self.arrived = Future()     # done once `expected` calls have arrived
+        self.arrived: Future[None] = Future()     # done once `expected` calls have arrived
 
-    def __call__(self, *args):
+    def __call__(self, *args: Any) -> None:
         self.calls.append(args)
         if len(self.calls) >= self.expected:
             self.arrived.set_result(None)
 
-    def wait(self, timeout, what):
+    def wait(self, timeout: float, what: str) -> None:
         _wait_result(self.arrived, timeout, what)
 
 
@@ -537,17 +561,19 @@ class _Scope:
     whether it passes or fails.
     """
 
-    def __init__(self, make, make_ready, timeout):
+    def __init__(self, make: Callable[[], Any], make_ready: Callable[[Any], object],
+                 timeout: float) -> None:
         self._make = make
         self._make_ready = make_ready
         self.timeout = timeout
-        self.objects = []
-        self._readied = set()
+        self.objects: list[Any] = []
+        self._readied: set[int] = set()
 
-    def __enter__(self):
+    def __enter__(self) -> '_Scope':
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         for obj in self.objects:
             if id(obj) not in self._readied:
                 try:
@@ -559,7 +585,7 @@ class _Scope:
         except Exception:
             pass
 
-    def new(self):
+    def new(self) -> tuple[Any, Any]:
         """Make an object; return it and its waitable."""
         obj = self._make()
         self.objects.append(obj)
@@ -569,15 +595,15 @@ class _Scope:
             _fail(str(exc))
         return obj, waitable
 
-    def ready(self, obj):
+    def ready(self, obj: Any) -> None:
         self._readied.add(id(obj))
         self._make_ready(obj)
 
-    def proxy(self):
+    def proxy(self) -> tuple[Any, CountingProxy]:
         obj, _ = self.new()
         return obj, CountingProxy(obj)
 
-    def ready_and_wait(self, obj, waitable):
+    def ready_and_wait(self, obj: Any, waitable: Any) -> None:
         """Make *obj* ready and wait until it is, through a callback registered before."""
         recorder = _Recorder()
         handle = waitable.add_done_callback(recorder)
@@ -591,7 +617,7 @@ class _Scope:
         _let_hub_run()
 
 
-def _check_not_ready(obj, handle, recorder):
+def _check_not_ready(obj: object, handle: object, recorder: _Recorder) -> None:
     if recorder.calls:
         _fail('%r called back at once from add_done_callback(): make() must return '
               'an object that is not ready yet' % (obj,))
@@ -600,7 +626,7 @@ def _check_not_ready(obj, handle, recorder):
               'of a handle' % (obj,))
 
 
-def _check_live(proxies, when):
+def _check_live(proxies: Iterable[CountingProxy], when: str) -> None:
     for proxy in proxies:
         if proxy.live_count:
             _fail('%s, %d callback(s) are still registered on %r'
@@ -610,7 +636,8 @@ def _check_live(proxies, when):
                   % (when, proxy.obj, proxy.stray_calls))
 
 
-def check_interface(make, make_ready, *, timeout=DEFAULT_TIMEOUT, require_declaration=True):
+def check_interface(make: Callable[[], W], make_ready: Callable[[W], object], *,
+                    timeout: float = DEFAULT_TIMEOUT, require_declaration: bool = True) -> None:
     """Check that what *make* returns provides IWaitable (or adapts to it).
 
     ``zope.interface.verify.verifyObject(IWaitable, ...)`` runs on the object
@@ -640,7 +667,8 @@ def check_interface(make, make_ready, *, timeout=DEFAULT_TIMEOUT, require_declar
                   % (obj,))
 
 
-def check_callbacks_called_once(make, make_ready, *, timeout=DEFAULT_TIMEOUT):
+def check_callbacks_called_once(make: Callable[[], W], make_ready: Callable[[W], object], *,
+                                timeout: float = DEFAULT_TIMEOUT) -> None:
     """Check that every registered callback is called exactly once, with its ``*args``.
 
     Registers callbacks with and without arguments, and one callable twice
@@ -674,7 +702,8 @@ def check_callbacks_called_once(make, make_ready, *, timeout=DEFAULT_TIMEOUT):
                   "registration, ('first',) and ('second',), got %r" % (obj, twice.calls))
 
 
-def check_remove(make, make_ready, *, timeout=DEFAULT_TIMEOUT):
+def check_remove(make: Callable[[], W], make_ready: Callable[[W], object], *,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
     """Check that a removed callback is not called, and that removal is forgiving.
 
     Removing a handle twice, or removing None, is not an error. Removing one of
@@ -717,7 +746,8 @@ def check_remove(make, make_ready, *, timeout=DEFAULT_TIMEOUT):
                   "removed: expected only ('second',), got %r" % (obj, same.calls))
 
 
-def check_already_ready(make, make_ready, *, timeout=DEFAULT_TIMEOUT):
+def check_already_ready(make: Callable[[], W], make_ready: Callable[[W], object], *,
+                        timeout: float = DEFAULT_TIMEOUT) -> None:
     """Check that a callback added to a ready object is called at once, and gets None.
 
     "At once" means before ``add_done_callback()`` returns, in the caller's
@@ -747,7 +777,8 @@ def check_already_ready(make, make_ready, *, timeout=DEFAULT_TIMEOUT):
                       % (obj, len(recorder.calls)))
 
 
-def check_remove_after_ready(make, make_ready, *, timeout=DEFAULT_TIMEOUT):
+def check_remove_after_ready(make: Callable[[], W], make_ready: Callable[[W], object], *,
+                             timeout: float = DEFAULT_TIMEOUT) -> None:
     """Check that removing a callback after it was called is harmless (also twice)."""
     with _Scope(make, make_ready, timeout) as scope:
         obj, waitable = scope.new()
@@ -769,7 +800,8 @@ def check_remove_after_ready(make, make_ready, *, timeout=DEFAULT_TIMEOUT):
                   % (obj, recorder.calls))
 
 
-def check_wait(make, make_ready, *, timeout=DEFAULT_TIMEOUT):
+def check_wait(make: Callable[[], W], make_ready: Callable[[W], object], *,
+               timeout: float = DEFAULT_TIMEOUT) -> None:
     """Check that ``wait()`` works with the objects and leaves nothing registered.
 
     A greenlet parked in ``wait(count=1)`` is woken when one object is made
@@ -829,7 +861,8 @@ def check_wait(make, make_ready, *, timeout=DEFAULT_TIMEOUT):
                   'as done, got (%r, %r)' % (done, pending))
 
 
-def check_as_completed(make, make_ready, *, timeout=DEFAULT_TIMEOUT):
+def check_as_completed(make: Callable[[], W], make_ready: Callable[[W], object], *,
+                       timeout: float = DEFAULT_TIMEOUT) -> None:
     """Check that ``as_completed()`` works with the objects and leaves nothing registered.
 
     A consumer gets each object as it is made ready, in that order; a consumer
@@ -842,10 +875,11 @@ def check_as_completed(make, make_ready, *, timeout=DEFAULT_TIMEOUT):
         third, p3 = scope.proxy()
         proxies = (p1, p2, p3)
 
-        got = []
-        first_got = Future()
+        outcome: Future[Any]
+        got: list[CountingProxy] = []
+        first_got: Future[CountingProxy] = Future()
 
-        def consume():
+        def consume() -> None:
             for obj in as_completed([p1, p2], timeout=timeout):
                 got.append(obj)
                 first_got.set_result(obj)
@@ -909,7 +943,8 @@ def check_as_completed(make, make_ready, *, timeout=DEFAULT_TIMEOUT):
                   'passed in, got %r' % (done,))
 
 
-def check_ready_from_thread(make, make_ready_from_thread, *, timeout=DEFAULT_TIMEOUT):
+def check_ready_from_thread(make: Callable[[], W], make_ready_from_thread: Callable[[W], object],
+                            *, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Check that readiness brought about in a native thread wakes a waiting greenlet.
 
     A greenlet parks in ``wait()`` on the object; the kit starts a native OS
@@ -917,7 +952,7 @@ def check_ready_from_thread(make, make_ready_from_thread, *, timeout=DEFAULT_TIM
     woken with nothing else to poke the hub, callbacks must still be called
     once with their arguments, and nothing may stay registered.
     """
-    def make_ready(obj):
+    def make_ready(obj: W) -> None:
         _wait_result(run_in_native_thread(make_ready_from_thread, obj), timeout,
                      'make_ready_from_thread(%r) did not return' % (obj,))
 
@@ -955,7 +990,7 @@ def check_ready_from_thread(make, make_ready_from_thread, *, timeout=DEFAULT_TIM
 
 #: Every check but :func:`check_ready_from_thread`, in the order
 #: :func:`check_waitable` runs them; each is called as ``check(make, make_ready, timeout=...)``.
-CHECKS = (
+CHECKS: tuple[Callable[..., None], ...] = (
     check_interface,
     check_callbacks_called_once,
     check_remove,
@@ -966,8 +1001,9 @@ CHECKS = (
 )
 
 
-def check_waitable(make, make_ready, make_ready_from_thread=None, *,
-                   timeout=DEFAULT_TIMEOUT, require_declaration=True):
+def check_waitable(make: Callable[[], W], make_ready: Callable[[W], object],
+                   make_ready_from_thread: Callable[[W], object] | None = None, *,
+                   timeout: float = DEFAULT_TIMEOUT, require_declaration: bool = True) -> None:
     """Run the whole conformance kit on the waitables that *make* returns.
 
     *Switchpoint.* *make()* must return a new object that is not ready yet;
@@ -1015,60 +1051,61 @@ class WaitableConformance:
     __test__ = False
 
     #: Seconds to wait for each callback or wake-up the kit expects.
-    timeout = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT
     #: Whether the object must provide IWaitable or adapt to it (False: duck typing is enough).
-    require_declaration = True
+    require_declaration: bool = True
     #: Override with a method ``make_ready_from_thread(self, obj)`` to run the thread test.
-    make_ready_from_thread = None
+    make_ready_from_thread: Callable[[Any], object] | None = None
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if '__test__' not in cls.__dict__:
             cls.__test__ = True
 
-    def make(self):
+    def make(self) -> Any:
         """Return a new object that is not ready yet."""
         raise NotImplementedError('a WaitableConformance subclass must define make()')
 
-    def make_ready(self, obj):
+    def make_ready(self, obj: Any) -> object:
         """Make *obj* ready (or start something that soon will)."""
         raise NotImplementedError('a WaitableConformance subclass must define make_ready()')
 
-    def _run(self, check):
+    def _run(self, check: Callable[..., None]) -> None:
         check(self.make, self.make_ready, timeout=self.timeout)
 
-    def test_interface(self):
+    def test_interface(self) -> None:
         """The object provides IWaitable (or adapts to it) and refuses non-callables."""
         check_interface(self.make, self.make_ready, timeout=self.timeout,
                         require_declaration=self.require_declaration)
 
-    def test_callbacks_called_once(self):
+    def test_callbacks_called_once(self) -> None:
         """Every callback is called exactly once, with its ``*args``."""
         self._run(check_callbacks_called_once)
 
-    def test_remove(self):
+    def test_remove(self) -> None:
         """A removed callback is not called; removing twice or None is fine."""
         self._run(check_remove)
 
-    def test_already_ready(self):
+    def test_already_ready(self) -> None:
         """On a ready object a callback is called at once and the handle is None."""
         self._run(check_already_ready)
 
-    def test_remove_after_ready(self):
+    def test_remove_after_ready(self) -> None:
         """Removing a callback that was already called is harmless."""
         self._run(check_remove_after_ready)
 
-    def test_wait(self):
+    def test_wait(self) -> None:
         """wait() works with the object and leaves nothing registered."""
         self._run(check_wait)
 
-    def test_as_completed(self):
+    def test_as_completed(self) -> None:
         """as_completed() works with the object and leaves nothing registered."""
         self._run(check_as_completed)
 
-    def test_ready_from_thread(self):
+    def test_ready_from_thread(self) -> None:
         """Readiness brought about in a native thread wakes a waiting greenlet."""
         if type(self).make_ready_from_thread is None:
             import pytest
             pytest.skip('%s defines no make_ready_from_thread()' % type(self).__name__)
-        check_ready_from_thread(self.make, self.make_ready_from_thread, timeout=self.timeout)
+        check_ready_from_thread(self.make, self.make_ready_from_thread,  # type: ignore[arg-type]
+                                timeout=self.timeout)

@@ -16,6 +16,8 @@ made in a pool thread are handed to the main hub (see :mod:`gruvi_gevent.logs`).
 
 import os
 import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import gevent.threadpool
 from gevent import monkey
@@ -27,15 +29,21 @@ from .logs import note_hub
 from .pool import PoolBase
 from .wakeup import allocate_lock, get_ident, new_waker
 
+if TYPE_CHECKING:
+    import queue
+
 __all__ = ['ThreadPool']
 
-SimpleQueue = monkey.get_original('_queue', 'SimpleQueue')
-Empty = monkey.get_original('_queue', 'Empty')
+T = TypeVar('T')
+P = ParamSpec('P')
+
+SimpleQueue: 'type[queue.SimpleQueue[Any]]' = monkey.get_original('_queue', 'SimpleQueue')
+Empty: 'type[queue.Empty]' = monkey.get_original('_queue', 'Empty')
 
 # gevent's ThreadPool wants a bound; ours may have none.
 _UNBOUNDED = 1 << 30
 
-_live_pools = weakref.WeakSet()
+_live_pools: 'weakref.WeakSet[ThreadPool]' = weakref.WeakSet()
 
 # What _retire_or_continue returns to an idle thread: leave (already taken
 # off the pool's count), or go on waiting.
@@ -60,7 +68,8 @@ class ThreadPool(PoolBase):
     stops the process there.
     """
 
-    def __init__(self, maxsize=None, minsize=0, name=None):
+    def __init__(self, maxsize: int | None = None, minsize: int = 0,
+                 name: str | None = None) -> None:
         super().__init__(maxsize, minsize, name)
         self._jobs = SimpleQueue()      # (future, func, args, kwargs), or None: exit
         self._reset_state()
@@ -70,24 +79,25 @@ class ThreadPool(PoolBase):
                 self._nthreads += 1
             self._start_thread()
 
-    def _reset_state(self):
+    def _reset_state(self) -> None:
         self._lock = allocate_lock()    # guards the counters below
         self._nthreads = 0              # live worker threads (started or starting)
         self._unfinished = 0            # jobs submitted and not yet completed
-        self._current = {}              # worker thread ident -> Future it runs
-        self._gevent_pools = {}         # native thread ident -> gevent ThreadPool
+        self._current: dict[int, Future[Any] | None] = {}   # worker thread ident -> its Future
+        self._gevent_pools: dict[int, Any] = {}   # native thread ident -> gevent ThreadPool
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self._nthreads
 
-    def submit(self, func, *args, **kwargs):
+    def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         if not callable(func):
             raise TypeError('func must be callable, got %r' % (func,))
-        future = Future()
+        future: Future[T] = Future()
         self._enqueue((future, func, args, kwargs))
         return future
 
-    def _enqueue(self, job):
+    def _enqueue(self, job: tuple[Future[Any], Callable[..., Any], tuple[Any, ...],
+                                  dict[str, Any]]) -> None:
         with self._lock:
             if self._closing:
                 raise RuntimeError('pool %s is closed' % self._name)
@@ -102,14 +112,14 @@ class ThreadPool(PoolBase):
         if grow:
             self._start_thread()
 
-    def _call(self, func, args, kwargs):
+    def _call(self, func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         """Run ``func(*args, **kwargs)`` in the pool and wait for it: blocking()'s core.
 
         *Switchpoint.* The waker is attached before the job is queued, so that
         once it is queued the caller parks (and lets the hub give the GIL to
         the worker) with no more work in between.
         """
-        future = Future()
+        future: Future[T] = Future()
         waker = new_waker()
         future._callbacks = waker    # not shared with anyone yet: no lock needed
         self._enqueue((future, func, args, kwargs))
@@ -123,7 +133,7 @@ class ThreadPool(PoolBase):
 
     submit.__doc__ = PoolBase.submit.__doc__
 
-    def _start_thread(self):
+    def _start_thread(self) -> None:
         """Start one worker thread through the calling thread's gevent pool.
 
         The caller has counted it in ``_nthreads`` already.
@@ -144,7 +154,7 @@ class ThreadPool(PoolBase):
                 self._nthreads -= 1
             raise
 
-    def _work(self):
+    def _work(self) -> None:
         """The loop of one worker thread: run jobs until told to exit."""
         ident = get_ident()
         jobs = self._jobs
@@ -200,7 +210,7 @@ class ThreadPool(PoolBase):
             current.pop(ident, None)
             self._thread_exited(retired)
 
-    def _retire_or_continue(self):
+    def _retire_or_continue(self) -> object:
         """After an idle timeout: return _RETIRED if this thread should exit."""
         with self._lock:
             # Enough threads stay for every unfinished job.
@@ -211,7 +221,7 @@ class ThreadPool(PoolBase):
                 return _RETIRED
         return _CONTINUE
 
-    def _thread_exited(self, retired=False):
+    def _thread_exited(self, retired: bool = False) -> None:
         with self._lock:
             if not retired:
                 self._nthreads -= 1
@@ -219,20 +229,20 @@ class ThreadPool(PoolBase):
         if last:
             self._close_wakers.wake_all()
 
-    def _begin_close(self):
+    def _begin_close(self) -> None:
         with self._lock:
             self._closing = True
             count = self._nthreads
         for _ in range(count):
             self._jobs.put(None)
 
-    def _idle(self):
+    def _idle(self) -> bool:
         return not self._unfinished
 
-    def _is_worker_thread(self):
+    def _is_worker_thread(self) -> bool:
         return get_ident() in self._current
 
-    def _after_fork_in_child(self):
+    def _after_fork_in_child(self) -> None:
         """Fail what the parent's threads held; start over with no threads."""
         running = [future for future in self._current.values() if future is not None]
         queued = []
@@ -253,7 +263,7 @@ class ThreadPool(PoolBase):
         self._close_wakers.wakers = []
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     for pool in list(_live_pools):
         pool._after_fork_in_child()
 

@@ -9,17 +9,21 @@ callback they registered when they finish, however they finish. Both are O(n).
 """
 
 import collections
+from collections.abc import Collection, Generator
 from time import monotonic
+from typing import Any, TypeVar
 
 from .errors import Timeout
 from .future import Future
 from .interfaces import IWaitable
-from .wakeup import check_timeout, new_waker
+from .wakeup import Waker, check_timeout, new_waker
 
 __all__ = ['wait', 'as_completed']
 
+T = TypeVar('T')
 
-def _as_waitable(obj):
+
+def _as_waitable(obj: object) -> Any:
     """Return the object to register callbacks with for *obj*, or raise TypeError."""
     if type(obj) is Future:
         return obj
@@ -34,7 +38,8 @@ def _as_waitable(obj):
     return waitable
 
 
-def _check_args(objects, count, timeout):
+def _check_args(objects: Collection[T], count: int | None, timeout: float | None
+                ) -> tuple[list[T], list[Any], int, float | None]:
     """Validate the arguments of wait() and as_completed(); return them normalised."""
     if isinstance(objects, (str, bytes)) or not hasattr(objects, '__len__') \
             or not hasattr(objects, '__iter__'):
@@ -67,26 +72,26 @@ class _Readiness:
                  'waker',      # parks the waiting greenlet or thread; made on first park
                  'wanted')     # wake the waiter when len(ready) reaches this; 0 if not parked
 
-    def __init__(self, waitables):
+    def __init__(self, waitables: list[Any]) -> None:
         self.waitables = waitables
-        self.handles = []
-        self.ready = collections.deque()
-        self.waker = None
+        self.handles: list[Any] = []
+        self.ready: collections.deque[int] = collections.deque()
+        self.waker: Waker | None = None
         self.wanted = 0
 
-    def register(self):
+    def register(self) -> None:
         append = self.handles.append
         on_ready = self._on_ready
         for index, waitable in enumerate(self.waitables):
             append(waitable.add_done_callback(on_ready, index))
 
-    def _on_ready(self, index):
+    def _on_ready(self, index: int) -> None:
         ready = self.ready
         ready.append(index)
         if 0 < self.wanted <= len(ready):
-            self.waker()
+            self.waker()  # type: ignore[misc]  # made before wanted is set
 
-    def park(self, wanted, deadline):
+    def park(self, wanted: int, deadline: float | None) -> bool:
         """Wait until *wanted* entries are ready; return False if *deadline* passes first."""
         ready = self.ready
         if len(ready) >= wanted:
@@ -108,14 +113,15 @@ class _Readiness:
         finally:
             self.wanted = 0
 
-    def unregister(self):
+    def unregister(self) -> None:
         for waitable, handle in zip(self.waitables, self.handles):
             if handle is not None:
                 waitable.remove_done_callback(handle)
         self.handles = []
 
 
-def wait(objects, count=None, timeout=None):
+def wait(objects: Collection[T], count: int | None = None,
+         timeout: float | None = None) -> tuple[list[T], list[T]]:
     """Wait for one or more waitable objects.
 
     *Switchpoint.* This method waits until *count* elements from the sequence
@@ -159,7 +165,8 @@ def wait(objects, count=None, timeout=None):
     return done, pending
 
 
-def as_completed(objects, count=None, timeout=None):
+def as_completed(objects: Collection[T], count: int | None = None,
+                 timeout: float | None = None) -> Generator[T, None, None]:
     """Wait for one or more waitable objects, yielding them as they become ready.
 
     *Switchpoint.* This is the iterator/generator version of :func:`wait`: it
@@ -174,7 +181,8 @@ def as_completed(objects, count=None, timeout=None):
     return _as_completed(objects, waitables, count, timeout)
 
 
-def _as_completed(objects, waitables, count, timeout):
+def _as_completed(objects: list[T], waitables: list[Any], count: int,
+                  timeout: float | None) -> Generator[T, None, None]:
     if count == 0:
         return
     deadline = None if timeout is None else monotonic() + timeout
@@ -190,7 +198,8 @@ def _as_completed(objects, waitables, count, timeout):
                 if yielded == count:
                     return
             if not readiness.park(1, deadline):
+                # park() only gives up with a deadline, so timeout is a number.
                 raise Timeout('%d of %d objects ready after %.3g seconds'
-                              % (yielded, count, timeout))
+                              % (yielded, count, timeout))  # type: ignore[str-format]
     finally:
         readiness.unregister()

@@ -16,8 +16,10 @@ times) makes the next or current ``wait()`` return. Waits may wake spuriously,
 so callers re-check their condition in a loop.
 """
 
+import _thread
 import math
 import os
+from typing import Any, Callable, Union
 
 from gevent import monkey
 from gevent._hub_local import get_hub_if_exists
@@ -28,16 +30,16 @@ __all__ = ['allocate_lock', 'get_ident', 'new_waker', 'check_timeout']
 
 # Under monkey.patch_all() the threading primitives become greenlet primitives;
 # state shared with native threads needs the real ones.
-allocate_lock = monkey.get_original('_thread', 'allocate_lock')
-get_ident = monkey.get_original('_thread', 'get_ident')
+allocate_lock: Callable[[], _thread.LockType] = monkey.get_original('_thread', 'allocate_lock')
+get_ident: Callable[[], int] = monkey.get_original('_thread', 'get_ident')
 # The longest timeout a lock accepts; longer timeouts are cut down to it.
-_TIMEOUT_MAX = monkey.get_original('_thread', 'TIMEOUT_MAX')
+_TIMEOUT_MAX: float = monkey.get_original('_thread', 'TIMEOUT_MAX')
 
 _TIMED_OUT = object()
 _WOKEN = object()
 
 
-def check_timeout(timeout, name='timeout'):
+def check_timeout(timeout: float | None, name: str = 'timeout') -> float | None:
     """Return *timeout* as a float or None; raise for anything that is not >= 0."""
     if timeout is None:
         return None
@@ -59,26 +61,26 @@ class _KeepAlive:
     __slots__ = ('watcher',   # the hub loop's async watcher, started while count > 0
                  'count')     # greenlets of this hub parked without a timer
 
-    def __init__(self, hub):
+    def __init__(self, hub: Any) -> None:
         self.watcher = hub.loop.async_()
         self.count = 0
 
-    def hold(self):
+    def hold(self) -> None:
         self.count += 1
         if self.count == 1:
             self.watcher.start(_noop)
 
-    def release(self):
+    def release(self) -> None:
         self.count -= 1
         if self.count == 0:
             self.watcher.stop()
 
 
-def _noop():
+def _noop() -> None:
     pass
 
 
-def keepalive(hub):
+def keepalive(hub: Any) -> _KeepAlive:
     """Return the :class:`_KeepAlive` of *hub*, creating it on first use."""
     try:
         return hub._gruvi_gevent_keepalive
@@ -94,12 +96,12 @@ class GreenletWaker:
                  'ident',    # that thread's ident, to pick the cheap same-thread wake-up
                  'waiter')   # gevent Waiter the greenlet parks in
 
-    def __init__(self, hub):
+    def __init__(self, hub: Any) -> None:
         self.hub = hub
-        self.ident = hub.thread_ident
+        self.ident: int = hub.thread_ident
         self.waiter = Waiter(hub)
 
-    def __call__(self, *ignored):
+    def __call__(self, *ignored: object) -> None:
         """Wake the parked greenlet (or make its next wait return at once)."""
         loop = self.hub.loop
         if loop is None:        # the hub was destroyed; nobody is left to wake
@@ -109,7 +111,7 @@ class GreenletWaker:
         else:
             loop.run_callback_threadsafe(self.waiter.switch, _WOKEN)
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: float | None = None) -> bool:
         """Park until woken or until *timeout* passes. Return False on timeout.
 
         *Switchpoint.*
@@ -139,18 +141,18 @@ class ThreadWaker:
 
     __slots__ = ('lock',)   # an original OS lock, held while nobody has woken us
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = allocate_lock()
         self.lock.acquire()
 
-    def __call__(self, *ignored):
+    def __call__(self, *ignored: object) -> None:
         """Wake the blocked thread (or make its next wait return at once)."""
         try:
             self.lock.release()
         except RuntimeError:    # already released: a wake-up is pending
             pass
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: float | None = None) -> bool:
         """Block until woken or until *timeout* passes. Return False on timeout.
 
         A *timeout* beyond the longest a lock accepts (``TIMEOUT_MAX``, some
@@ -161,7 +163,11 @@ class ThreadWaker:
         return self.lock.acquire(True, min(timeout, _TIMEOUT_MAX))
 
 
-def new_waker():
+#: What :func:`new_waker` returns.
+Waker = Union[GreenletWaker, ThreadWaker]
+
+
+def new_waker() -> Waker:
     """Return a waker that parks the caller: its greenlet, or its native thread.
 
     Raises ``RuntimeError`` when called in the hub itself (a loop callback),

@@ -5,6 +5,9 @@ Installed as ``gruvi_gevent.interfaces``. Objects that provide :class:`IWaitable
 ``gruvi_gevent.as_completed()``.
 """
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
 from zope.interface import Attribute, Interface
 
 __all__ = ['IWaitable', 'IFuture', 'IPool']
@@ -18,7 +21,7 @@ class IWaitable(Interface):
     terminated, a process when the child has exited.
     """
 
-    def add_done_callback(callback, *args):
+    def add_done_callback(callback: Callable[..., object], *args: Any) -> object:
         """Add a callback that gets called when the object becomes ready.
 
         The callback is called with the positional arguments *args* provided
@@ -33,7 +36,7 @@ class IWaitable(Interface):
         Raises ``TypeError`` if *callback* is not callable.
         """
 
-    def remove_done_callback(handle):
+    def remove_done_callback(handle: object) -> None:
         """Remove a callback that was added by :meth:`add_done_callback`.
 
         It is not an error to remove a callback that was already removed,
@@ -49,16 +52,16 @@ class IFuture(IWaitable):
     raises an exception, or is cancelled).
     """
 
-    def running():
+    def running() -> bool:
         """Return whether this future is running."""
 
-    def cancelled():
+    def cancelled() -> bool:
         """Return whether this future was successfully cancelled."""
 
-    def done():
+    def done() -> bool:
         """Return whether this future is done."""
 
-    def cancel():
+    def cancel() -> bool:
         """Cancel the execution of the async function, if possible.
 
         This method marks the future as done and sets the ``Cancelled``
@@ -70,7 +73,7 @@ class IFuture(IWaitable):
         Return True if the future could be cancelled, False otherwise.
         """
 
-    def result(timeout=None):
+    def result(timeout: float | None = None) -> Any:
         """Wait for the future to complete and return its result.
 
         *Switchpoint.* If the function returned normally, its return value is
@@ -79,7 +82,7 @@ class IFuture(IWaitable):
         ``Cancelled`` if the future was cancelled.
         """
 
-    def exception(timeout=None):
+    def exception(timeout: float | None = None) -> BaseException | None:
         """Wait for the async function to complete and return its exception.
 
         *Switchpoint.* If the function did not raise an exception this returns
@@ -97,7 +100,7 @@ class IPool(Interface):
     name = Attribute("The pool name. It shows up in log messages related to "
                      "the pool.")
 
-    def submit(func, *args, **kwargs):
+    def submit(func: Callable[..., Any], *args: Any, **kwargs: Any) -> IFuture:
         """Run *func* asynchronously.
 
         The function is run in the pool, called with the positional arguments
@@ -108,7 +111,8 @@ class IPool(Interface):
         if the pool is closed.
         """
 
-    def map(func, *iterables, timeout=None):
+    def map(func: Callable[..., Any], *iterables: Iterable[Any],
+            timeout: float | None = None) -> Iterator[Any]:
         """Apply *func* to the elements of the sequences in *iterables*.
 
         *Switchpoint.* All invocations of *func* are run in the pool. If
@@ -120,14 +124,14 @@ class IPool(Interface):
         This returns a generator yielding the results in input order.
         """
 
-    def join():
+    def join() -> None:
         """Wait until all jobs in the pool have completed.
 
         *Switchpoint.* New submissions are not blocked: if work keeps being
         added, this method might never finish.
         """
 
-    def close():
+    def close() -> None:
         """Close the pool and wait for all workers to exit.
 
         *Switchpoint.* New submissions are refused. Workers exit once the

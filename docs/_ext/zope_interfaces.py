@@ -26,8 +26,9 @@ logger = logging.getLogger(__name__)
 def _source_signatures(module, name):
     """Map the methods of interface *name* to their signatures, read from the source.
 
-    zope's own ``getSignatureString()`` loses keyword-only arguments, so the
-    signatures come from the ``def`` lines when the source can be read.
+    zope's own ``getSignatureString()`` loses keyword-only arguments (and
+    knows no annotations), so the signatures come from the ``def`` lines when
+    the source can be read, with their annotations.
     """
     try:
         tree = ast.parse(inspect.getsource(module))
@@ -35,7 +36,10 @@ def _source_signatures(module, name):
         return {}
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == name:
-            return {item.name: '(%s)' % ast.unparse(item.args) for item in node.body
+            return {item.name: '(%s)%s' % (ast.unparse(item.args),
+                                           ' -> ' + ast.unparse(item.returns)
+                                           if item.returns is not None else '')
+                    for item in node.body
                     if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
     return {}
 
