@@ -274,3 +274,6 @@ class FiberPool(PoolBase):
 
     def _idle(self) -> bool:
         return not self._unfinished and not self._inbox
+
+    def _in_own_job(self) -> bool:
+        return getcurrent() in self._group

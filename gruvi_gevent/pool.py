@@ -249,8 +249,10 @@ class PoolBase:
 
         *Switchpoint.* New submissions are not blocked. This means that if you
         continue adding work via :meth:`submit` or :meth:`map` then this
-        method might never finish.
+        method might never finish. Called in one of the pool's own jobs it
+        raises ``RuntimeError``: it would wait for that job itself.
         """
+        self._check_not_in_own_job('join')
         self._join_wakers.wait_until(self._idle)
 
     def close(self) -> None:
@@ -259,10 +261,13 @@ class PoolBase:
         *Switchpoint.* New submissions will be blocked (``submit()`` and
         ``map()`` raise ``RuntimeError``). Queued and running jobs are
         finished; workers exit after that. This method returns after all
-        workers have exited. A second call returns at once.
+        workers have exited. A second call returns at once. Called in one of
+        the pool's own jobs it raises ``RuntimeError``: it would wait for that
+        job itself.
         """
         if self._closing:
             return
+        self._check_not_in_own_job('close')
         self._closing = True
         self._log(10, 'closing')
         self._begin_close()
@@ -271,6 +276,15 @@ class PoolBase:
 
     def __len__(self) -> int:
         """Return the number of live workers."""
+        raise NotImplementedError
+
+    def _check_not_in_own_job(self, method: str) -> None:
+        if self._in_own_job():
+            raise RuntimeError('%s() called in a job of pool %s would wait for that '
+                               'job itself' % (method, self._name))
+
+    def _in_own_job(self) -> bool:
+        """Return whether the caller runs in one of this pool's workers."""
         raise NotImplementedError
 
     def _idle(self) -> bool:

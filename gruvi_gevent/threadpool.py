@@ -242,6 +242,9 @@ class ThreadPool(PoolBase):
     def _is_worker_thread(self) -> bool:
         return get_ident() in self._current
 
+    def _in_own_job(self) -> bool:
+        return self._is_worker_thread()
+
     def _after_fork_in_child(self) -> None:
         """Fail what the parent's threads held; start over with no threads."""
         running = [future for future in self._current.values() if future is not None]
