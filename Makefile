@@ -25,10 +25,11 @@ $(STAMP): $(BIN)/python setup.cfg setup.py pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# pytest runs last, so that its summary is the closing line of the output.
 test: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider -q
 	$(MYPY)
 	$(SPHINX)
+	$(BIN)/python -m pytest -p no:cacheprovider -q
 
 typecheck: $(STAMP)
 	$(MYPY)
