@@ -58,6 +58,7 @@ import gevent
 import pytest
 
 from . import FiberPool, Future, PoolBase, ThreadPool, Timeout
+from .spawner import spawner_ident
 from .testing import _Counting, run_in_greenlet
 
 __all__ = ['POOL_CLOSE_TIMEOUT', 'LEAK_GRACE', 'GEVENT_TIMEOUT']
@@ -219,7 +220,9 @@ class _Snapshot:
                 count = _callback_count(obj)
                 if count:
                     self.callbacks[id(obj)] = (obj, count)
-        self.threads = set(sys._current_frames())
+        # The spawner thread that starts pool threads lives for the whole
+        # process, like a hub: it is not a leak of the test that started it.
+        self.threads = set(sys._current_frames()) - {spawner_ident()}
 
     def forget_objects(self) -> None:
         """Keep only ids and counts, so that the snapshot holds nothing alive."""

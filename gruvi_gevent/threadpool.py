@@ -6,8 +6,9 @@ takes jobs from an original, C-level ``SimpleQueue`` and completes their
 futures itself: a job costs no ``AsyncResult`` and no async watcher, only a
 wake-up of whoever waits on its future.
 
-gevent's pools may only be used on their hub's thread, so the pool keeps one
-gevent pool per native thread that has had to start a worker.
+gevent's pools may only be used on their hub's thread: every worker thread
+is started by one thread of the library's, the spawner (see
+:mod:`gruvi_gevent.spawner`), on its own hub.
 
 No pool thread ever takes a lock that greenlets also take: the pool's lock,
 its queue and the futures' lock are original OS primitives, and log records
@@ -19,14 +20,12 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-import gevent.threadpool
 from gevent import monkey
-from gevent.hub import get_hub
 
 from .errors import Error
 from .future import _DONE, _FAILED, Future, _run_callbacks
-from .logs import note_hub
 from .pool import PoolBase
+from .spawner import start_worker
 from .wakeup import allocate_lock, get_ident, new_waker
 
 if TYPE_CHECKING:
@@ -39,9 +38,6 @@ P = ParamSpec('P')
 
 SimpleQueue: 'type[queue.SimpleQueue[Any]]' = monkey.get_original('_queue', 'SimpleQueue')
 Empty: 'type[queue.Empty]' = monkey.get_original('_queue', 'Empty')
-
-# gevent's ThreadPool wants a bound; ours may have none.
-_UNBOUNDED = 1 << 30
 
 _live_pools: 'weakref.WeakSet[ThreadPool]' = weakref.WeakSet()
 
@@ -84,7 +80,7 @@ class ThreadPool(PoolBase):
         self._nthreads = 0              # live worker threads (started or starting)
         self._unfinished = 0            # jobs submitted and not yet completed
         self._current: dict[int, Future[Any] | None] = {}   # worker thread ident -> its Future
-        self._gevent_pools: dict[int, Any] = {}   # native thread ident -> gevent ThreadPool
+        self._gevent_pool: Any = None   # its gevent ThreadPool; only the spawner thread touches it
 
     def __len__(self) -> int:
         return self._nthreads
@@ -134,25 +130,15 @@ class ThreadPool(PoolBase):
     submit.__doc__ = PoolBase.submit.__doc__
 
     def _start_thread(self) -> None:
-        """Start one worker thread through the calling thread's gevent pool.
+        """Have the spawner start one worker thread; returns at once.
 
         The caller has counted it in ``_nthreads`` already.
         """
-        ident = get_ident()
-        hub = get_hub()
-        gpool = self._gevent_pools.get(ident)
-        # A pool made for an exited thread whose ident this one got is not ours.
-        if gpool is None or gpool.hub is not hub:
-            note_hub(hub)
-            gpool = gevent.threadpool.ThreadPool(self._maxsize or _UNBOUNDED, hub=hub,
-                                                 idle_task_timeout=0)
-            self._gevent_pools[ident] = gpool
-        try:
-            gpool.spawn(self._work)
-        except BaseException:
-            with self._lock:
-                self._nthreads -= 1
-            raise
+        start_worker(self)
+
+    def _thread_not_started(self) -> None:
+        """Called by the spawner when the OS refused a thread: uncount it."""
+        self._thread_exited()
 
     def _work(self) -> None:
         """The loop of one worker thread: run jobs until told to exit."""

@@ -509,11 +509,6 @@ NESTED_POOLS = '''
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'known bug: a worker thread started from a thread of another pool goes through '
-    'a gevent pool on a hub made in that thread; gevent destroys that hub when the '
-    'thread exits, and the worker, exiting later, prints "Failed to run worker '
-    'thread ... operation on destroyed loop"'))
 def test_thread_pool_grown_from_another_pools_thread_outlives_it():
     # Workers started from a worker thread of another pool go on working
     # after that thread exits, and exit quietly when their pool closes.

@@ -1,0 +1,130 @@
+"""The spawner: one native thread, with a hub of its own, that starts every pool thread.
+
+``gevent.threadpool.ThreadPool.spawn()`` may only be called on the hub thread
+of the gevent pool, and each thread it starts reports back to that hub's loop
+when it exits. Starting worker threads from whatever thread submits work
+would mean making hubs in arbitrary threads; such a hub dies with its thread
+(gevent destroys the hub of a pool thread as it exits) and takes with it the
+loop that the workers it started still report to. And the hub that started a
+long-lived worker counts it as activity, so ``gevent.wait()`` would not return
+there while any worker lives.
+
+So every worker thread is started here: any thread asks with
+:func:`start_worker` (a deque append and an async ``send()``, the one loop
+call that is safe from another thread), and this thread's main greenlet calls
+``spawn()`` on its own hub. The thread runs for the life of the process (a
+raw thread: it never delays exit) and is made again in a forked child.
+"""
+
+import collections
+import os
+from typing import Any
+
+import gevent.threadpool
+from gevent import monkey
+from gevent._waiter import Waiter
+from gevent.hub import get_hub
+
+from .logs import log
+from .wakeup import allocate_lock
+
+__all__ = ['start_worker', 'spawner_ident']
+
+_start_new_thread = monkey.get_original('_thread', 'start_new_thread')
+_get_ident = monkey.get_original('_thread', 'get_ident')
+
+# gevent's ThreadPool wants a bound; ours count their threads themselves.
+_UNBOUNDED = 1 << 30
+
+
+class _Spawner:
+    """The spawner thread's state; see the module docstring."""
+
+    __slots__ = ('pid',       # the process that started the thread
+                 'ident',     # the thread's ident
+                 'requests',  # ThreadPools that want one more worker; any thread appends
+                 'watcher')   # async watcher of the thread's hub: send() wakes it
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.requests: collections.deque[Any] = collections.deque()
+        self.ident = None
+        self.watcher = None
+        started = allocate_lock()
+        started.acquire()
+        _start_new_thread(self._run, (started,))
+        started.acquire()
+
+    def _run(self, started):
+        hub = get_hub()
+        hub.name = 'gruvi_gevent spawner'
+        waiter = Waiter(hub)
+        # Started and ref'd for good: it keeps this thread's loop running.
+        self.watcher = hub.loop.async_()
+        self.watcher.start(waiter.switch, None)
+        self.ident = _get_ident()
+        started.release()
+        requests = self.requests
+        while True:
+            while requests:
+                self._spawn(requests.popleft())
+            waiter.get()
+            waiter.clear()
+
+    @staticmethod
+    def _spawn(pool):
+        # Each ThreadPool has a gevent ThreadPool of its own, bound to this
+        # thread's hub and only touched in this thread.
+        gpool = pool._gevent_pool
+        if gpool is None or gpool.hub is not get_hub():
+            gpool = pool._gevent_pool = gevent.threadpool.ThreadPool(
+                _UNBOUNDED, idle_task_timeout=0)
+        try:
+            gpool.spawn(pool._work)
+        except Exception as exc:     # e.g. the OS refuses a new thread
+            log(40, '%s: cannot start a worker thread: %r', pool.name, exc, exc_info=exc)
+            pool._thread_not_started()
+
+
+_spawner = None
+_lock = allocate_lock()
+
+
+def _get_spawner():
+    global _spawner
+    spawner = _spawner
+    if spawner is None or spawner.pid != os.getpid():
+        with _lock:
+            spawner = _spawner
+            if spawner is None or spawner.pid != os.getpid():
+                spawner = _spawner = _Spawner()
+    return spawner
+
+
+def start_worker(pool):
+    """Ask the spawner to start one worker thread running ``pool._work()``.
+
+    Callable from any thread; returns at once. The caller has counted the
+    thread already; if it cannot be started, ``pool._thread_not_started()``
+    is called in the spawner thread.
+    """
+    spawner = _get_spawner()
+    spawner.requests.append(pool)
+    spawner.watcher.send()
+
+
+def spawner_ident():
+    """Return the ident of the spawner thread, or None if it has not started."""
+    spawner = _spawner
+    return None if spawner is None or spawner.pid != os.getpid() else spawner.ident
+
+
+def _after_fork_in_child():
+    # The thread does not exist in the child; the lock may be held by a
+    # thread that does not exist either. A new spawner is made on demand.
+    global _spawner, _lock
+    _spawner = None
+    _lock = allocate_lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
