@@ -111,10 +111,13 @@ class GreenletWaker:
         else:
             loop.run_callback_threadsafe(self.waiter.switch, _WOKEN)
 
-    def wait(self, timeout: float | None = None) -> bool:
+    def wait(self, timeout: float | None = None,
+             before: Callable[[], object] | None = None) -> bool:
         """Park until woken or until *timeout* passes. Return False on timeout.
 
-        *Switchpoint.*
+        *Switchpoint.* *before*, if given, is called just before parking, with
+        everything else ready: whatever it starts finds the caller's hub about
+        to hand the GIL to other threads, not busy preparing to wait.
         """
         hub = self.hub
         waiter = self.waiter
@@ -122,6 +125,8 @@ class GreenletWaker:
             ka = keepalive(hub)
             ka.hold()
             try:
+                if before is not None:
+                    before()
                 waiter.get()
             finally:
                 ka.release()
@@ -152,12 +157,16 @@ class ThreadWaker:
         except RuntimeError:    # already released: a wake-up is pending
             pass
 
-    def wait(self, timeout: float | None = None) -> bool:
+    def wait(self, timeout: float | None = None,
+             before: Callable[[], object] | None = None) -> bool:
         """Block until woken or until *timeout* passes. Return False on timeout.
 
-        A *timeout* beyond the longest a lock accepts (``TIMEOUT_MAX``, some
-        292 years) is cut down to that.
+        *before*, if given, is called just before blocking. A *timeout* beyond
+        the longest a lock accepts (``TIMEOUT_MAX``, some 292 years) is cut
+        down to that.
         """
+        if before is not None:
+            before()
         if timeout is None:
             return self.lock.acquire()
         return self.lock.acquire(True, min(timeout, _TIMEOUT_MAX))
