@@ -140,12 +140,13 @@ class FiberPool(PoolBase):
     def _drain_inbox(self) -> None:
         inbox = self._inbox
         while inbox:
-            job = inbox.popleft()
             if self._closed:
-                job[0].cancel()
+                inbox.popleft()[0].cancel()
                 continue
-            self._queue.append(job)
+            # Counted before it leaves the inbox: join() in another thread
+            # must never see it in neither place.
             self._unfinished += 1
+            self._queue.append(inbox.popleft())
             self._dispatch()
 
     def _spawn_worker(self) -> None:
@@ -271,6 +272,11 @@ class FiberPool(PoolBase):
             else:
                 self._closed = True
                 self._close_wakers.wake_all()
+
+    def _no_workers(self) -> bool:
+        # Not just len(self) == 0: jobs submitted from other threads may still
+        # be on their way to the queue, and close() lets them run first.
+        return self._closed
 
     def _idle(self) -> bool:
         return not self._unfinished and not self._inbox

@@ -222,10 +222,12 @@ class Future(Generic[T]):
             self._state = _CANCELLED
             callbacks = self._callbacks
             self._callbacks = None
-        if canceller is not None and canceller is not True:
-            canceller(self)
-        if callbacks is not None:
-            _run_callbacks(callbacks)
+        try:
+            if canceller is not None and canceller is not True:
+                canceller(self)
+        finally:
+            if callbacks is not None:
+                _run_callbacks(callbacks)
         return True
 
     def result(self, timeout: float | None = None) -> T:

@@ -38,13 +38,19 @@ def note_hub(hub: Any) -> None:
 
 
 def log(level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
-    """Log *msg % args* at *level* on the ``gruvi_gevent`` logger, from any thread."""
+    """Log *msg % args* at *level* on the ``gruvi_gevent`` logger, from any thread.
+
+    In a monkey-patched process, a record made anywhere but in the main
+    thread's hub is handed to that hub, once it is known (see :func:`note_hub`).
+    """
     if not logger.isEnabledFor(level):
         return
+    if not monkey.is_module_patched('threading'):
+        logger.log(level, msg, *args, exc_info=exc_info)
+        return
     hub = get_hub_if_exists()
-    if hub is not None or not monkey.is_module_patched('threading'):
-        if hub is not None and _main_hub is None:
-            note_hub(hub)
+    if hub is not None and hub.main_hub:
+        note_hub(hub)
         logger.log(level, msg, *args, exc_info=exc_info)
         return
     main_hub = _main_hub

@@ -251,6 +251,11 @@ class PoolBase:
         continue adding work via :meth:`submit` or :meth:`map` then this
         method might never finish. Called in one of the pool's own jobs it
         raises ``RuntimeError``: it would wait for that job itself.
+
+        "Completed" means every job's future is done. In a ``ThreadPool`` the
+        done callbacks of the last jobs may still be running in their pool
+        threads when this returns (a worker settles its books first and runs
+        the callbacks last, which keeps the hot path short).
         """
         self._check_not_in_own_job('join')
         self._join_wakers.wait_until(self._idle)

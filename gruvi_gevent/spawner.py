@@ -40,30 +40,37 @@ _UNBOUNDED = 1 << 30
 class _Spawner:
     """The spawner thread's state; see the module docstring."""
 
-    __slots__ = ('pid',       # the process that started the thread
-                 'ident',     # the thread's ident
+    __slots__ = ('ident',     # the thread's ident
                  'requests',  # ThreadPools that want one more worker; any thread appends
-                 'watcher')   # async watcher of the thread's hub: send() wakes it
+                 'watcher',   # async watcher of the thread's hub: send() wakes it
+                 'error')     # what stopped the thread from starting, if anything
 
     def __init__(self):
-        self.pid = os.getpid()
         self.requests: collections.deque[Any] = collections.deque()
         self.ident = None
         self.watcher = None
+        self.error = None
         started = allocate_lock()
         started.acquire()
         _start_new_thread(self._run, (started,))
         started.acquire()
+        if self.error is not None:
+            raise self.error
 
     def _run(self, started):
-        hub = get_hub()
-        hub.name = 'gruvi_gevent spawner'
-        waiter = Waiter(hub)
-        # Started and ref'd for good: it keeps this thread's loop running.
-        self.watcher = hub.loop.async_()
-        self.watcher.start(waiter.switch, None)
-        self.ident = _get_ident()
-        started.release()
+        try:
+            hub = get_hub()
+            hub.name = 'gruvi_gevent spawner'
+            waiter = Waiter(hub)
+            # Started and ref'd for good: it keeps this thread's loop running.
+            self.watcher = hub.loop.async_()
+            self.watcher.start(waiter.switch, None)
+            self.ident = _get_ident()
+        except BaseException as exc:
+            self.error = exc
+            return
+        finally:
+            started.release()
         requests = self.requests
         while True:
             while requests:
@@ -93,10 +100,10 @@ _lock = allocate_lock()
 def _get_spawner():
     global _spawner
     spawner = _spawner
-    if spawner is None or spawner.pid != os.getpid():
+    if spawner is None:
         with _lock:
             spawner = _spawner
-            if spawner is None or spawner.pid != os.getpid():
+            if spawner is None:
                 spawner = _spawner = _Spawner()
     return spawner
 
@@ -105,8 +112,8 @@ def start_worker(pool):
     """Ask the spawner to start one worker thread running ``pool._work()``.
 
     Callable from any thread; returns at once. The caller has counted the
-    thread already; if it cannot be started, ``pool._thread_not_started()``
-    is called in the spawner thread.
+    thread already; if the OS refuses it, ``pool._thread_not_started()`` is
+    called in the spawner thread. Raises if the spawner itself cannot start.
     """
     spawner = _get_spawner()
     spawner.requests.append(pool)
@@ -116,7 +123,7 @@ def start_worker(pool):
 def spawner_ident():
     """Return the ident of the spawner thread, or None if it has not started."""
     spawner = _spawner
-    return None if spawner is None or spawner.pid != os.getpid() else spawner.ident
+    return None if spawner is None else spawner.ident
 
 
 def _after_fork_in_child():

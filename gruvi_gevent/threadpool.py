@@ -21,9 +21,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from gevent import monkey
+from gevent._hub_local import get_hub_if_exists
 
 from .errors import Error
 from .future import _DONE, _FAILED, Future, _run_callbacks
+from .logs import note_hub
 from .pool import PoolBase
 from .spawner import start_worker
 from .wakeup import allocate_lock, get_ident, new_waker
@@ -68,6 +70,9 @@ class ThreadPool(PoolBase):
                  name: str | None = None) -> None:
         super().__init__(maxsize, minsize, name)
         self._jobs = SimpleQueue()      # (future, func, args, kwargs), or None: exit
+        hub = get_hub_if_exists()
+        if hub is not None:
+            note_hub(hub)               # so pool threads can hand log records to it
         self._reset_state()
         _live_pools.add(self)
         for _ in range(minsize):
@@ -136,11 +141,32 @@ class ThreadPool(PoolBase):
 
         The caller has counted it in ``_nthreads`` already.
         """
-        start_worker(self)
+        try:
+            start_worker(self)
+        except BaseException:
+            self._thread_not_started()
+            raise
 
     def _thread_not_started(self) -> None:
-        """Called by the spawner when the OS refused a thread: uncount it."""
-        self._thread_exited()
+        """The OS refused a thread: uncount it, and if no thread is left to
+        run the queued jobs, fail them rather than leave them pending."""
+        with self._lock:
+            self._nthreads -= 1
+            stranded = self._nthreads == 0
+        if not stranded:
+            return
+        error = Error('pool %s: cannot start a worker thread' % self._name)
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except Empty:
+                break
+            if job is not None:
+                job[0].set_exception(error)
+                with self._lock:
+                    self._unfinished -= 1
+        self._join_wakers.wake_all()
+        self._close_wakers.wake_all()
 
     def _work(self) -> None:
         """The loop of one worker thread: run jobs until told to exit."""
@@ -250,8 +276,11 @@ class ThreadPool(PoolBase):
             future.set_exception(Error('pool %s: the process forked before this job '
                                        'completed; it will not complete in the child'
                                        % self._name))
-        self._join_wakers.wakers = []
-        self._close_wakers.wakers = []
+        # Only the waiters of the thread that forked exist in the child.
+        for wakers in (self._join_wakers, self._close_wakers):
+            wakers.wakers[:] = [waker for waker in wakers.wakers
+                                if getattr(waker, 'ident', None) == get_ident()]
+            wakers.wake_all()
 
 
 def _after_fork_in_child() -> None:
