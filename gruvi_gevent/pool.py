@@ -108,7 +108,7 @@ class PoolBase:
     pool on exit. ``len(pool)`` is the number of live workers.
 
     Workers above *minsize* that stay idle for :attr:`idle_timeout` seconds
-    (30 by default, never less than 10) exit; more start again on demand.
+    (30 by default) exit; more start again on demand.
     """
 
     #: Seconds an idle worker above minsize waits for work before it exits.
