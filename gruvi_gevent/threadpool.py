@@ -156,17 +156,23 @@ class ThreadPool(PoolBase):
         if not stranded:
             return
         error = Error('pool %s: cannot start a worker thread' % self._name)
+        for future in self._take_queued():
+            future.set_exception(error)
+            with self._lock:
+                self._unfinished -= 1
+        self._join_wakers.wake_all()
+        self._close_wakers.wake_all()
+
+    def _take_queued(self) -> list[Future[Any]]:
+        """Empty the job queue; return the futures of the jobs it held."""
+        futures: list[Future[Any]] = []
         while True:
             try:
                 job = self._jobs.get_nowait()
             except Empty:
-                break
+                return futures
             if job is not None:
-                job[0].set_exception(error)
-                with self._lock:
-                    self._unfinished -= 1
-        self._join_wakers.wake_all()
-        self._close_wakers.wake_all()
+                futures.append(job[0])
 
     def _work(self) -> None:
         """The loop of one worker thread: run jobs until told to exit."""
@@ -256,20 +262,12 @@ class ThreadPool(PoolBase):
     def _is_worker_thread(self) -> bool:
         return get_ident() in self._current
 
-    def _in_own_job(self) -> bool:
-        return self._is_worker_thread()
+    _in_own_job = _is_worker_thread
 
     def _after_fork_in_child(self) -> None:
         """Fail what the parent's threads held; start over with no threads."""
         running = [future for future in self._current.values() if future is not None]
-        queued = []
-        while True:
-            try:
-                job = self._jobs.get_nowait()
-            except Empty:
-                break
-            if job is not None:
-                queued.append(job[0])
+        queued = self._take_queued()
         self._jobs = SimpleQueue()
         self._reset_state()
         for future in running + queued:
