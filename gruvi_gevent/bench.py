@@ -218,30 +218,37 @@ class Run:
 # The rounds: each creates its pool untimed, times the work, closes the pool
 # untimed, checks the results, and returns the seconds of the timed region.
 
-def _fiberpool_submit_collect(n, size=50):
-    pool = FiberPool(size)
+def _round(label, pool, work, close, n):
+    """Time ``work(pool)``, which returns the sum of its results; close the
+    pool untimed, check the sum, and return the seconds of the timed region."""
     try:
         start = perf_counter()
-        futures = [pool.submit(_job, i) for i in range(n)]
-        total = sum([future.result() for future in futures])
+        total = work(pool)
         elapsed = perf_counter() - start
     finally:
-        pool.close()
-    check('FiberPool results', total, _sum_of_range(n))
+        close(pool)
+    check(label, total, _sum_of_range(n))
     return elapsed
+
+
+def _submit_collect(pool, n):
+    futures = [pool.submit(_job, i) for i in range(n)]
+    return sum([future.result() for future in futures])
+
+
+def _spawn_get(pool, n):
+    results = [pool.spawn(_job, i) for i in range(n)]
+    return sum([result.get() for result in results])
+
+
+def _fiberpool_submit_collect(n, size=50):
+    return _round('FiberPool results', FiberPool(size),
+                  lambda pool: _submit_collect(pool, n), FiberPool.close, n)
 
 
 def _gevent_pool_spawn_get(n, size=50):
-    pool = gevent.pool.Pool(size)
-    try:
-        start = perf_counter()
-        greenlets = [pool.spawn(_job, i) for i in range(n)]
-        total = sum([g.get() for g in greenlets])
-        elapsed = perf_counter() - start
-    finally:
-        pool.kill()
-    check('gevent.pool.Pool results', total, _sum_of_range(n))
-    return elapsed
+    return _round('gevent.pool.Pool results', gevent.pool.Pool(size),
+                  lambda pool: _spawn_get(pool, n), gevent.pool.Pool.kill, n)
 
 
 def _asyncio_tasks_gather(n):
@@ -256,66 +263,29 @@ def _asyncio_tasks_gather(n):
 
 
 def _fiberpool_map(n, size=50):
-    pool = FiberPool(size)
-    try:
-        start = perf_counter()
-        total = sum(pool.map(_job, range(n)))
-        elapsed = perf_counter() - start
-    finally:
-        pool.close()
-    check('FiberPool.map results', total, _sum_of_range(n))
-    return elapsed
+    return _round('FiberPool.map results', FiberPool(size),
+                  lambda pool: sum(pool.map(_job, range(n))), FiberPool.close, n)
 
 
 def _gevent_pool_imap(n, size=50):
-    pool = gevent.pool.Pool(size)
-    try:
-        start = perf_counter()
-        total = sum(pool.imap(_job, range(n)))
-        elapsed = perf_counter() - start
-    finally:
-        pool.kill()
-    check('gevent.pool.Pool.imap results', total, _sum_of_range(n))
-    return elapsed
+    return _round('gevent.pool.Pool.imap results', gevent.pool.Pool(size),
+                  lambda pool: sum(pool.imap(_job, range(n))), gevent.pool.Pool.kill, n)
 
 
 def _threadpool_submit_collect(n, size=5):
-    pool = ThreadPool(size)
-    try:
-        start = perf_counter()
-        futures = [pool.submit(_job, i) for i in range(n)]
-        total = sum([future.result() for future in futures])
-        elapsed = perf_counter() - start
-    finally:
-        pool.close()
-    check('ThreadPool results', total, _sum_of_range(n))
-    return elapsed
+    return _round('ThreadPool results', ThreadPool(size),
+                  lambda pool: _submit_collect(pool, n), ThreadPool.close, n)
 
 
 def _gevent_threadpool_spawn_get(n, size=5):
-    pool = gevent.threadpool.ThreadPool(size)
-    try:
-        start = perf_counter()
-        results = [pool.spawn(_job, i) for i in range(n)]
-        total = sum([result.get() for result in results])
-        elapsed = perf_counter() - start
-    finally:
-        pool.kill()
-    check('gevent.threadpool.ThreadPool results', total, _sum_of_range(n))
-    return elapsed
+    return _round('gevent.threadpool.ThreadPool results', gevent.threadpool.ThreadPool(size),
+                  lambda pool: _spawn_get(pool, n), gevent.threadpool.ThreadPool.kill, n)
 
 
 def _executor_submit_collect(n, size=5):
-    executor = concurrent.futures.ThreadPoolExecutor(size)
-    try:
-        start = perf_counter()
-        futures = [executor.submit(_job, i) for i in range(n)]
-        total = sum([future.result() for future in futures])
-        elapsed = perf_counter() - start
-    finally:
-        executor.shutdown(wait=True)
-    check('ThreadPoolExecutor results', total, _sum_of_range(n))
-    return elapsed
+    return _round('ThreadPoolExecutor results', concurrent.futures.ThreadPoolExecutor(size),
+                  lambda pool: _submit_collect(pool, n),
+                  concurrent.futures.ThreadPoolExecutor.shutdown, n)
 
 
 # The cases, in table order.
