@@ -139,15 +139,21 @@ class FiberPool(PoolBase):
 
     def _drain_inbox(self) -> None:
         inbox = self._inbox
-        while inbox:
-            if self._closed:
-                inbox.popleft()[0].cancel()
-                continue
-            # Counted before it leaves the inbox: join() in another thread
-            # must never see it in neither place.
-            self._unfinished += 1
-            self._queue.append(inbox.popleft())
-            self._dispatch()
+        try:
+            while inbox:
+                if self._closed:
+                    inbox.popleft()[0].cancel()
+                    continue
+                # Counted before it leaves the inbox: join() in another thread
+                # must never see it in neither place.
+                self._unfinished += 1
+                self._queue.append(inbox.popleft())
+                self._dispatch()
+        finally:
+            # A done callback of a cancelled job may raise (KeyboardInterrupt):
+            # the jobs behind it still get drained, in the next loop pass.
+            if inbox:
+                self._loop.run_callback(self._drain_inbox)
 
     def _spawn_worker(self) -> None:
         worker = self._group.spawn(self._work)
