@@ -44,7 +44,7 @@ something: it waits on the thing itself, bounded by a *timeout*.
 
 import functools
 import traceback
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import FrameType, TracebackType
 from typing import Any, NoReturn, ParamSpec, TypeVar, overload
 
