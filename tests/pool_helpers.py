@@ -105,6 +105,15 @@ class Tracker:
             return key if value is None else value
         return job
 
+    def assert_stopped(self, keys, what):
+        """Check that exactly *keys* started, and that each was cancelled
+        (pools that cancel running jobs) or finished (those that cannot)."""
+        assert sorted(self.started) == keys, 'a pending call ran after the %s' % what
+        if self.kind.cancels_running:
+            assert sorted(self.cancelled) == keys
+        else:
+            assert sorted(self.finished) == keys
+
     def quick(self):
         """A job ``job(key)`` that records itself and returns *key* at once."""
         def job(key):
@@ -137,6 +146,15 @@ class Countdown:
     def wait(self, timeout=TIMEOUT):
         self.future.result(timeout=timeout)
         return True
+
+
+def ticker(ticks, enough, count=5):
+    """A greenlet body: tick on the hub; set *enough* after *count* ticks."""
+    while True:
+        gevent.sleep(0.001)
+        ticks.append(None)
+        if len(ticks) >= count:
+            enough.set()
 
 
 def wait_until(predicate, timeout=TIMEOUT, interval=0.01):

@@ -10,19 +10,10 @@ import pytest
 from gruvi_gevent import FiberPool, Future, ThreadPool, blocking, get_cpu_pool, get_io_pool
 from gruvi_gevent.wakeup import get_ident
 
-from pool_helpers import Countdown, TIMEOUT, pool_factory, run_python  # noqa: F401  (fixtures)
+from pool_helpers import Countdown, TIMEOUT, pool_factory, run_python, ticker  # noqa: F401  (fixtures)
 
 MAIN_IDENT = get_ident()
 IO_SIZE = 20
-
-
-def ticker(ticks, enough, count=5):
-    """A greenlet body: tick on the hub; set *enough* after *count* ticks."""
-    while True:
-        gevent.sleep(0.001)
-        ticks.append(None)
-        if len(ticks) >= count:
-            enough.set()
 
 
 def failing_job(message):

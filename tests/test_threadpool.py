@@ -10,22 +10,13 @@ from gruvi_gevent import Cancelled, FiberPool, Future, ThreadPool
 from gruvi_gevent.wakeup import get_ident
 
 from pool_helpers import (  # noqa: F401  (fixtures)
-    THREAD, TIMEOUT, Tracker, hub_errors, pool_factory, wait_until)
+    THREAD, TIMEOUT, Tracker, hub_errors, pool_factory, ticker, wait_until)
 
 MAIN_IDENT = get_ident()
 
 
 def add(a, b):
     return a + b
-
-
-def ticker(ticks, enough, count=5):
-    """A greenlet body: tick on the hub; set *enough* after *count* ticks."""
-    while True:
-        gevent.sleep(0.001)
-        ticks.append(None)
-        if len(ticks) >= count:
-            enough.set()
 
 
 def test_running_job_cannot_be_cancelled(pool_factory):
