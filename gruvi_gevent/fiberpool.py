@@ -8,6 +8,7 @@ thread drops the job in an inbox and asks the hub, through
 """
 
 import collections
+import functools
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
@@ -22,7 +23,7 @@ from .errors import Cancelled
 from .future import _DONE, _FAILED, Future
 from .logs import note_hub
 from .pool import PoolBase
-from .wakeup import get_ident
+from .wakeup import get_ident, run_in_hub
 
 __all__ = ['FiberPool']
 
@@ -157,17 +158,9 @@ class FiberPool(PoolBase):
 
     def _spawn_worker(self) -> None:
         worker = self._group.spawn(self._work)
-        worker.interrupt = self._interrupter(worker)
+        worker.interrupt = functools.partial(run_in_hub, self._hub, self._deliver_cancel, worker)
         worker.rawlink(self._worker_exited)
         self._nworkers += 1
-
-    def _interrupter(self, worker: _FiberWorker) -> Callable[[Future[Any]], None]:
-        def interrupt(future: Future[Any]) -> None:
-            if get_ident() == self._ident:
-                self._loop.run_callback(self._deliver_cancel, worker, future)
-            else:
-                self._loop.run_callback_threadsafe(self._deliver_cancel, worker, future)
-        return interrupt
 
     @staticmethod
     def _deliver_cancel(worker: _FiberWorker, future: Future[Any]) -> None:
@@ -252,7 +245,7 @@ class FiberPool(PoolBase):
             self._idle_workers.remove(worker)
         if worker.exception is not None and not isinstance(worker.exception, GreenletExit):
             self._log(10, 'worker died of %r; replacing it', worker.exception)
-        need = len(self._queue) if self._queue else 0
+        need = len(self._queue)
         if not self._closing:
             need = max(need, self._minsize - self._nworkers)
         while need > 0 and self._nworkers < self._limit:

@@ -23,7 +23,7 @@ from zope.interface import implementer
 from .errors import Cancelled, Timeout
 from .interfaces import IFuture
 from .logs import log
-from .wakeup import allocate_lock, check_timeout, get_ident, keepalive, new_waker
+from .wakeup import allocate_lock, check_timeout, keepalive, new_waker, run_in_hub
 
 __all__ = ['Future']
 
@@ -91,13 +91,7 @@ class _HubLink:
         keepalive(hub).hold()
 
     def __call__(self) -> None:
-        loop = self.hub.loop
-        if loop is None:
-            return
-        if get_ident() == self.hub.thread_ident:
-            loop.run_callback(self.fire)
-        else:
-            loop.run_callback_threadsafe(self.fire)
+        run_in_hub(self.hub, self.fire)
 
     def fire(self) -> None:
         if self.deactivate():

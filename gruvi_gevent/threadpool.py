@@ -28,7 +28,7 @@ from .future import _DONE, _FAILED, Future, _run_callbacks
 from .logs import note_hub
 from .pool import PoolBase
 from .spawner import start_worker
-from .wakeup import allocate_lock, get_ident, new_waker
+from .wakeup import GreenletWaker, allocate_lock, get_ident, new_waker
 
 if TYPE_CHECKING:
     import queue
@@ -277,7 +277,8 @@ class ThreadPool(PoolBase):
         # Only the waiters of the thread that forked exist in the child.
         for wakers in (self._join_wakers, self._close_wakers):
             wakers.wakers[:] = [waker for waker in wakers.wakers
-                                if getattr(waker, 'ident', None) == get_ident()]
+                                if isinstance(waker, GreenletWaker)
+                                and waker.hub.thread_ident == get_ident()]
             wakers.wake_all()
 
 

@@ -26,7 +26,7 @@ from gevent._hub_local import get_hub_if_exists
 from gevent._waiter import Waiter
 from greenlet import getcurrent
 
-__all__ = ['allocate_lock', 'get_ident', 'new_waker', 'check_timeout']
+__all__ = ['allocate_lock', 'get_ident', 'new_waker', 'check_timeout', 'run_in_hub']
 
 # Under monkey.patch_all() the threading primitives become greenlet primitives;
 # state shared with native threads needs the real ones.
@@ -89,27 +89,35 @@ def keepalive(hub: Any) -> _KeepAlive:
         return ka
 
 
+def run_in_hub(hub: Any, func: Callable[..., object], *args: object) -> None:
+    """Schedule ``func(*args)`` as a callback of *hub*'s loop, from any thread.
+
+    On the hub's own thread this is the cheap ``run_callback``; from another
+    thread ``run_callback_threadsafe``, which also wakes the loop. A destroyed
+    hub has nobody left to call: the call is dropped.
+    """
+    loop = hub.loop
+    if loop is None:
+        return
+    if get_ident() == hub.thread_ident:
+        loop.run_callback(func, *args)
+    else:
+        loop.run_callback_threadsafe(func, *args)
+
+
 class GreenletWaker:
     """Parks one greenlet in a hub thread; may be woken from any thread."""
 
     __slots__ = ('hub',      # the hub of the waiting greenlet's thread
-                 'ident',    # that thread's ident, to pick the cheap same-thread wake-up
                  'waiter')   # gevent Waiter the greenlet parks in
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
-        self.ident: int = hub.thread_ident
         self.waiter = Waiter(hub)
 
     def __call__(self, *ignored: object) -> None:
         """Wake the parked greenlet (or make its next wait return at once)."""
-        loop = self.hub.loop
-        if loop is None:        # the hub was destroyed; nobody is left to wake
-            return
-        if get_ident() == self.ident:
-            loop.run_callback(self.waiter.switch, _WOKEN)
-        else:
-            loop.run_callback_threadsafe(self.waiter.switch, _WOKEN)
+        run_in_hub(self.hub, self.waiter.switch, _WOKEN)
 
     def wait(self, timeout: float | None = None,
              before: Callable[[], object] | None = None) -> bool:
