@@ -92,7 +92,7 @@ class ThreadPool(PoolBase):
 
     def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         if not callable(func):
-            raise TypeError('func must be callable, got %r' % (func,))
+            self._check_submit(func)
         future: Future[T] = Future()
         self._enqueue((future, func, args, kwargs))
         return future
@@ -101,7 +101,8 @@ class ThreadPool(PoolBase):
                                   dict[str, Any]]) -> None:
         with self._lock:
             if self._closing:
-                raise RuntimeError('pool %s is closed' % self._name)
+                # Checked under the lock: close() queues its exit markers under it.
+                self._check_submit(job[1])
             self._unfinished += 1
             grow = self._unfinished > self._nthreads and \
                 (self._maxsize is None or self._nthreads < self._maxsize)
