@@ -33,27 +33,7 @@ def test_hierarchy(cls, bases, not_bases):
         assert not issubclass(cls, base)
 
 
-def test_timeout_is_caught_as_builtin_timeout_error():
-    with pytest.raises(TimeoutError):
-        raise Timeout('late')
-
-
 def test_timeout_is_not_gevent_timeout():
     # gevent's Timeout is a BaseException that a library must never confuse with its own.
     assert not issubclass(Timeout, gevent.Timeout)
     assert not issubclass(gevent.Timeout, Timeout)
-
-
-def test_cancelled_is_not_swallowed_by_except_exception():
-    def job():
-        try:
-            raise Cancelled()
-        except Exception:       # what user code typically writes
-            return 'swallowed'
-    with pytest.raises(Cancelled):
-        job()
-
-
-def test_errors_keep_their_message():
-    assert str(Timeout('late')) == 'late'
-    assert str(Error('bad')) == 'bad'

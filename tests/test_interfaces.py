@@ -47,29 +47,6 @@ def test_method_signatures(iface, name, signature):
     assert iface[name].getSignatureString() == signature
 
 
-# A phrase of the reference text that the documentation of each name must carry.
-@pytest.mark.parametrize('iface, name, phrase', _cases(
-    (IWaitable, 'add_done_callback', 'The return value is an opaque handle'),
-    (IWaitable, 'remove_done_callback', 'It is not an error to remove a callback'),
-    (IFuture, 'running', 'Return whether this future is running.'),
-    (IFuture, 'cancelled', 'Return whether this future was successfully cancelled.'),
-    (IFuture, 'done', 'Return whether this future is done.'),
-    (IFuture, 'cancel', 'A future that is not running can always be cancelled.'),
-    (IFuture, 'result', 'Wait for the future to complete and return its result.'),
-    (IFuture, 'exception', 'If the function did not raise an exception this returns'),
-    (IPool, 'maxsize', 'maximum size of this pool'),
-    (IPool, 'minsize', 'minimum size of this pool'),
-    (IPool, 'name', 'The pool name.'),
-    (IPool, 'submit', 'asynchronously'),
-    (IPool, 'map', 'Apply *func* to the elements of the sequences in *iterables*.'),
-    (IPool, 'join', 'Wait until all jobs in the pool have completed.'),
-    (IPool, 'close', 'Close the pool and wait for all workers to exit.'),
-))
-def test_names_are_documented_in_the_reference_words(iface, name, phrase):
-    doc = ' '.join(iface[name].getDoc().split())
-    assert phrase in doc
-
-
 def test_future_provides_ifuture():
     assert verifyClass(IFuture, Future)
     assert verifyClass(IWaitable, Future)

@@ -365,9 +365,9 @@ def act_submit_thread(future, ctx):
 
 
 def act_remove_self(future, ctx):
-    future.remove_done_callback(ctx.handle)
-    future.remove_done_callback(ctx.handle)    # twice is fine
-    ctx.effects.append(('removed self',))
+    removed = [future.remove_done_callback(ctx.handle),
+               future.remove_done_callback(ctx.handle)]    # twice is fine
+    ctx.effects.append(('removed self', removed))
 
 
 def act_wait_self(future, ctx):
@@ -424,7 +424,7 @@ def check_effect(effect, ctx, future):
     elif kind == 'submitted':
         assert effect[1].result(timeout=TIMEOUT) == 1024
     elif kind == 'removed self':
-        pass
+        assert effect[1] == [None, None]
     elif kind == 'waited':
         assert effect[1:] == (2, 0, 1)
     else:
