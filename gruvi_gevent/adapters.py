@@ -65,24 +65,35 @@ class _Link:
         run_callbacks(_Callback(self.func, self.args))
 
 
-@implementer(IWaitable)
-class GeventWaitable:
-    """Adapts a gevent object with ``rawlink``/``unlink`` (callbacks run in its hub)."""
+class _Adapter:
+    """What every adapter shares: the adapted object, its repr, a checked link."""
 
-    def __init__(self, obj: Any, linkable: Any = None,
-                 ready: Callable[[], bool] | None = None) -> None:
+    def __init__(self, obj: Any) -> None:
         self.obj = obj
-        self._linkable = obj if linkable is None else linkable
-        self._ready = ready or obj.ready
 
     def __repr__(self) -> str:
         return '<%s for %r>' % (type(self).__name__, self.obj)
 
-    def add_done_callback(self, callback: Callable[..., object], *args: Any) -> object | None:
-        """Call ``callback(*args)`` once the object is ready (at once if it is)."""
+    @staticmethod
+    def _new_link(callback: Callable[..., object], args: tuple[Any, ...]) -> _Link:
         if not callable(callback):
             raise TypeError('callback must be callable, got %r' % (callback,))
-        link = _Link(callback, args)
+        return _Link(callback, args)
+
+
+@implementer(IWaitable)
+class GeventWaitable(_Adapter):
+    """Adapts a gevent object with ``rawlink``/``unlink`` (callbacks run in its hub)."""
+
+    def __init__(self, obj: Any, linkable: Any = None,
+                 ready: Callable[[], bool] | None = None) -> None:
+        super().__init__(obj)
+        self._linkable = obj if linkable is None else linkable
+        self._ready = ready or obj.ready
+
+    def add_done_callback(self, callback: Callable[..., object], *args: Any) -> object | None:
+        """Call ``callback(*args)`` once the object is ready (at once if it is)."""
+        link = self._new_link(callback, args)
         if self._ready():
             link()
             return None
@@ -107,7 +118,7 @@ def _popen_waitable(popen: gevent.subprocess.Popen) -> GeventWaitable:
 
 
 @implementer(IWaitable)
-class ConcurrentFutureWaitable:
+class ConcurrentFutureWaitable(_Adapter):
     """Adapts a ``concurrent.futures.Future``; callbacks run in the completing thread.
 
     ``concurrent.futures`` has no way to remove a callback, so removal takes the
@@ -117,17 +128,11 @@ class ConcurrentFutureWaitable:
     one. A callback removed then is only deactivated.
     """
 
-    def __init__(self, future: 'concurrent.futures.Future[Any]') -> None:
-        self.obj = future
-
-    def __repr__(self) -> str:
-        return '<%s for %r>' % (type(self).__name__, self.obj)
+    obj: 'concurrent.futures.Future[Any]'
 
     def add_done_callback(self, callback: Callable[..., object], *args: Any) -> object | None:
         """Call ``callback(*args)`` once the future is done (at once if it is)."""
-        if not callable(callback):
-            raise TypeError('callback must be callable, got %r' % (callback,))
-        link = _Link(callback, args)
+        link = self._new_link(callback, args)
         future = self.obj
         with future._condition:
             if not future.done():

@@ -30,6 +30,8 @@ __all__ = ['Future']
 T = TypeVar('T')
 
 # The states. _RUNNING's _result is the canceller (see Future._set_running).
+# Their order carries meaning: every state >= _DONE is final (done() is
+# ``state >= _DONE``), so new final states go after _DONE, others before it.
 _PENDING, _RUNNING, _DONE, _FAILED, _CANCELLED = range(5)
 
 _STATE_NAMES = {
