@@ -13,12 +13,12 @@ from .waiting import as_completed, wait
 from .pool import PoolBase
 from .fiberpool import FiberPool
 from .threadpool import ThreadPool
-from .blocking import blocking, get_cpu_pool, get_io_pool
+from .blocking import blocking, get_cpu_pool, get_io_pool, stop_idle_threads
 from . import adapters  # noqa: F401  (registers the IWaitable adapters)
 
 __all__ = [
     'Future', 'PoolBase', 'FiberPool', 'ThreadPool',
-    'get_io_pool', 'get_cpu_pool', 'blocking',
+    'get_io_pool', 'get_cpu_pool', 'blocking', 'stop_idle_threads',
     'wait', 'as_completed',
     'Error', 'Timeout', 'Cancelled',
 ]

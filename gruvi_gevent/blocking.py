@@ -7,13 +7,21 @@ calls must not stall name resolution.
 """
 
 import os
+import time
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from .threadpool import ThreadPool
+from gevent import monkey
+
+from .spawner import spawner_ident, stop_spawner
+from .threadpool import ThreadPool, threads_alive
 from .wakeup import allocate_lock
 
-__all__ = ['get_io_pool', 'get_cpu_pool', 'blocking']
+__all__ = ['get_io_pool', 'get_cpu_pool', 'blocking', 'stop_idle_threads']
+
+_sleep: Callable[[float], None] = monkey.get_original('time', 'sleep')
+# How long to wait for an OS thread to be gone once it has left Python code.
+_EXIT_TIMEOUT = 5.0
 
 T = TypeVar('T')
 P = ParamSpec('P')
@@ -68,6 +76,40 @@ def blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     if pool._is_worker_thread():
         return func(*args, **kwargs)
     return pool._call(func, args, kwargs)
+
+
+def stop_idle_threads() -> int:
+    """Stop the idle threads of the IO and CPU pools, and the library's spawner thread.
+
+    For a process about to ``fork()`` without threads (a pre-forking server's
+    master, say): Python 3.12 and later warn on ``fork()`` in a process that
+    has other threads. The pools stay open and start threads again on next
+    use. Threads that are running a job stay, and so does the spawner thread
+    while any pool (your own ones included) has a thread.
+
+    Blocks the calling thread (not a switchpoint) until the stopped threads
+    have exited, which takes milliseconds. Returns how many of the library's
+    threads are still running: 0 means none.
+    """
+    native_ids = []
+    for pool in list(_pools.values()):
+        native_ids += pool._stop_idle_threads()
+    if not threads_alive():
+        native_id = stop_spawner()
+        if native_id is not None:
+            native_ids.append(native_id)
+    _wait_gone(native_ids)
+    return threads_alive() + (spawner_ident() is not None)
+
+
+def _wait_gone(native_ids: list[int]) -> None:
+    # The threads have left the library's code; where the OS lists its
+    # threads, wait for them to be gone from there too, as fork() counts them.
+    deadline = time.monotonic() + _EXIT_TIMEOUT
+    for native_id in native_ids:
+        path = '/proc/self/task/%d' % native_id
+        while os.path.exists(path) and time.monotonic() < deadline:
+            _sleep(0.0005)
 
 
 def _forget_pools_after_fork() -> None:

@@ -12,8 +12,9 @@ there while any worker lives.
 So every worker thread is started here: any thread asks with
 :func:`start_worker` (a deque append and an async ``send()``, the one loop
 call that is safe from another thread), and this thread's main greenlet calls
-``spawn()`` on its own hub. The thread runs for the life of the process (a
-raw thread: it never delays exit) and is made again in a forked child.
+``spawn()`` on its own hub. The thread runs until :func:`stop_spawner` (a
+raw thread: it never delays exit) and is made again, on demand, after that and
+in a forked child.
 """
 
 import collections
@@ -28,10 +29,11 @@ from gevent.hub import get_hub
 from .logs import log
 from .wakeup import allocate_lock
 
-__all__ = ['start_worker', 'spawner_ident']
+__all__ = ['start_worker', 'spawner_ident', 'stop_spawner']
 
 _start_new_thread = monkey.get_original('_thread', 'start_new_thread')
 _get_ident = monkey.get_original('_thread', 'get_ident')
+_get_native_id = monkey.get_original('_thread', 'get_native_id')
 
 # gevent's ThreadPool wants a bound; ours count their threads themselves.
 _UNBOUNDED = 1 << 30
@@ -40,16 +42,25 @@ _UNBOUNDED = 1 << 30
 class _Spawner:
     """The spawner thread's state; see the module docstring."""
 
-    __slots__ = ('ident',     # the thread's ident
-                 'requests',  # ThreadPools that want one more worker; any thread appends
-                 'watcher',   # async watcher of the thread's hub: send() wakes it
-                 'error')     # what stopped the thread from starting, if anything
+    __slots__ = ('ident',      # the thread's ident
+                 'native_id',  # the thread's OS id, to wait for it to be gone
+                 'requests',   # ThreadPools that want one more worker; appended under _lock
+                 'watcher',    # async watcher of the thread's hub: send() wakes it
+                 'error',      # what stopped the thread from starting, if anything
+                 'gpools',     # the gevent ThreadPools made here; only this thread touches it
+                 'stopping',   # set (under _lock, once no longer _spawner) to end the thread
+                 'exited')     # an OS lock, held until the thread has left its loop
 
     def __init__(self):
         self.requests: collections.deque[Any] = collections.deque()
         self.ident = None
+        self.native_id = None
         self.watcher = None
         self.error = None
+        self.gpools: list[Any] = []
+        self.stopping = False
+        self.exited = allocate_lock()
+        self.exited.acquire()
         started = allocate_lock()
         started.acquire()
         _start_new_thread(self._run, (started,))
@@ -66,26 +77,45 @@ class _Spawner:
             self.watcher = hub.loop.async_()
             self.watcher.start(waiter.switch, None)
             self.ident = _get_ident()
+            self.native_id = _get_native_id()
         except BaseException as exc:
             self.error = exc
+            self.exited.release()
             return
         finally:
             started.release()
+        try:
+            self._serve(waiter)
+        finally:
+            self._close(hub)
+            self.exited.release()
+
+    def _serve(self, waiter):
         requests = self.requests
-        while True:
+        while not self.stopping:
             while requests:
                 self._spawn(requests.popleft())
             waiter.get()
             waiter.clear()
+        # Requests that raced with stop_spawner() go to the next spawner.
+        while requests:
+            start_worker(requests.popleft())
 
-    @staticmethod
-    def _spawn(pool):
+    def _close(self, hub):
+        # kill() waits for the workers still leaving to let go of this hub.
+        for gpool in self.gpools:
+            gpool.kill()
+        self.watcher.close()
+        hub.destroy(destroy_loop=True)
+
+    def _spawn(self, pool):
         # Each ThreadPool has a gevent ThreadPool of its own, bound to this
         # thread's hub and only touched in this thread.
         gpool = pool._gevent_pool
         if gpool is None or gpool.hub is not get_hub():
             gpool = pool._gevent_pool = gevent.threadpool.ThreadPool(
                 _UNBOUNDED, idle_task_timeout=0)
+            self.gpools.append(gpool)
         try:
             gpool.spawn(pool._work)
         except Exception as exc:     # e.g. the OS refuses a new thread
@@ -98,14 +128,11 @@ _lock = allocate_lock()
 
 
 def _get_spawner():
+    # Called under _lock.
     global _spawner
-    spawner = _spawner
-    if spawner is None:
-        with _lock:
-            spawner = _spawner
-            if spawner is None:
-                spawner = _spawner = _Spawner()
-    return spawner
+    if _spawner is None:
+        _spawner = _Spawner()
+    return _spawner
 
 
 def start_worker(pool):
@@ -115,15 +142,38 @@ def start_worker(pool):
     thread already; if the OS refuses it, ``pool._thread_not_started()`` is
     called in the spawner thread. Raises if the spawner itself cannot start.
     """
-    spawner = _get_spawner()
-    spawner.requests.append(pool)
-    spawner.watcher.send()
+    with _lock:
+        # Under the lock, so that no request lands in a spawner being stopped.
+        spawner = _get_spawner()
+        spawner.requests.append(pool)
+        spawner.watcher.send()
 
 
 def spawner_ident():
     """Return the ident of the spawner thread, or None if it has not started."""
     spawner = _spawner
     return None if spawner is None else spawner.ident
+
+
+def stop_spawner():
+    """End the spawner thread, and return its OS thread id once it has left
+    its loop (None if there was no spawner). A later :func:`start_worker`
+    starts a new one.
+
+    Blocks the calling thread (not a switchpoint) while the spawner shuts
+    down. Only call it when no worker thread runs a pool's loop any more:
+    the gevent pools bound to the spawner's hub go with it.
+    """
+    global _spawner
+    with _lock:
+        spawner = _spawner
+        if spawner is None:
+            return None
+        _spawner = None
+        spawner.stopping = True
+        spawner.watcher.send()
+    with spawner.exited:
+        return spawner.native_id
 
 
 def _after_fork_in_child():

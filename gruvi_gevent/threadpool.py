@@ -48,6 +48,22 @@ _live_pools: 'weakref.WeakSet[ThreadPool]' = weakref.WeakSet()
 _RETIRED = object()
 _CONTINUE = object()
 
+_get_native_id: Callable[[], int] = monkey.get_original('_thread', 'get_native_id')
+
+
+class _IdleStop:
+    """Exit markers that stop a pool's idle threads; see ThreadPool._stop_idle_threads."""
+
+    __slots__ = ('count',       # how many threads are to leave
+                 'native_ids',  # OS ids of the threads that took a marker; under the pool's lock
+                 'all_taken')   # an OS lock, held until every marker has been taken
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.native_ids: list[int] = []
+        self.all_taken = allocate_lock()
+        self.all_taken.acquire()
+
 
 class ThreadPool(PoolBase):
     """A pool that uses thread workers (OS threads from ``gevent.threadpool``).
@@ -172,7 +188,7 @@ class ThreadPool(PoolBase):
                 job = self._jobs.get_nowait()
             except Empty:
                 return futures
-            if job is not None:
+            if job.__class__ is tuple:      # not an exit marker
                 futures.append(job[0])
 
     def _work(self) -> None:
@@ -194,10 +210,8 @@ class ThreadPool(PoolBase):
                     job = self._retire_or_continue()
                     if job is _CONTINUE:
                         continue
-                if job is None:
-                    return
-                if job is _RETIRED:
-                    retired = True
+                if job.__class__ is not tuple:
+                    retired = self._leave(job)
                     return
                 future, func, args, kwargs = job
                 callbacks = None
@@ -242,6 +256,41 @@ class ThreadPool(PoolBase):
                 return _RETIRED
         return _CONTINUE
 
+    def _leave(self, marker: object) -> bool:
+        """A worker took an exit marker: return True if it has left the count already.
+
+        None is close()'s marker; _RETIRED is an idle timeout's; an _IdleStop
+        is _stop_idle_threads()'s.
+        """
+        if isinstance(marker, _IdleStop):
+            with self._lock:
+                marker.native_ids.append(_get_native_id())
+                if len(marker.native_ids) == marker.count:
+                    marker.all_taken.release()
+            return True
+        return marker is _RETIRED
+
+    def _stop_idle_threads(self) -> list[int]:
+        """Make every idle worker thread leave; return their OS thread ids.
+
+        Blocks the calling thread (not a switchpoint) until each of them has
+        taken its exit marker; they may still be on their way out. Threads
+        running a job stay. The pool starts threads again when work comes.
+        """
+        with self._lock:
+            count = self._nthreads - self._unfinished
+            if count <= 0:
+                return []
+            # Leave the count now, so that work submitted from here on starts
+            # threads of its own. Queued behind the queued jobs, the markers
+            # are taken by threads that have nothing else to do.
+            self._nthreads -= count
+            marker = _IdleStop(count)
+            for _ in range(count):
+                self._jobs.put(marker)
+        with marker.all_taken:
+            return marker.native_ids
+
     def _thread_exited(self, retired: bool = False) -> None:
         with self._lock:
             if not retired:
@@ -281,6 +330,11 @@ class ThreadPool(PoolBase):
                                 if isinstance(waker, GreenletWaker)
                                 and waker.hub.thread_ident == get_ident()]
             wakers.wake_all()
+
+
+def threads_alive() -> int:
+    """Return how many worker threads all pools have (started or starting)."""
+    return sum(len(pool) for pool in list(_live_pools))
 
 
 def _after_fork_in_child() -> None:

@@ -21,6 +21,28 @@ import pytest
 
 SCRIPT_TIMEOUT = 60
 
+# Python 3.12 and later warn on fork() in a process with other threads running
+# (DeprecationWarning: 'This process ... is multi-threaded, use of fork() may
+# lead to deadlocks in the child.'), and rightly so where a test forks with jobs
+# running on pool threads. It is shown where os.fork() is called from __main__
+# (unpatched); gevent's patched fork() is attributed to gevent, whose
+# DeprecationWarnings the default filters hide.
+FORK_WARNS_WITH_THREADS = sys.version_info >= (3, 12)
+
+
+def without_fork_warning(stderr):
+    """Return *stderr* less the multi-threaded fork() warning of Python 3.12+."""
+    if not FORK_WARNS_WITH_THREADS:
+        return stderr
+    lines = stderr.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        if 'is multi-threaded, use of fork() may lead to deadlocks' in line:
+            # The warning, then the source line it points at.
+            del lines[index:index + 2]
+            break
+    return ''.join(lines)
+
+
 FORK_SCRIPT = '''
     import faulthandler, json, os, sys, traceback
     faulthandler.dump_traceback_later(40, exit=True)
@@ -171,6 +193,133 @@ def test_fork_after_using_the_pools(patching, load):
     assert parent['pending'] == dict.fromkeys(child['pending'], 'parent')
     assert parent['new'] == child['new']
     assert parent['threads-size'] == 1
+    assert without_fork_warning(proc.stderr) == ''
+
+
+STOP_IDLE_SCRIPT = '''
+    import json, os, signal, sys, traceback
+    # The watchdog is an alarm, not faulthandler's timer: that one is a thread.
+    import faulthandler
+    faulthandler.register(signal.SIGALRM, chain=True)
+    signal.alarm(40)
+    if sys.argv[1] == 'patched':
+        from gevent import monkey
+        monkey.patch_all()
+    from gevent import monkey
+    from gruvi_gevent import (FiberPool, Future, ThreadPool, blocking, get_cpu_pool,
+                              get_io_pool, stop_idle_threads)
+
+    get_ident = monkey.get_original('_thread', 'get_ident')
+    allocate_lock = monkey.get_original('_thread', 'allocate_lock')
+    start_new_thread = monkey.get_original('_thread', 'start_new_thread')
+    T = 10
+    io, cpu = get_io_pool(), get_cpu_pool()
+    report = {}
+
+    def os_threads():
+        return len(os.listdir('/proc/self/task'))
+
+    def use_everything():
+        fibers = FiberPool(2)
+        own = ThreadPool(2)
+        result = {
+            'blocking': blocking(str, 'ok'),
+            'blocking-on-another-thread': blocking(get_ident) != get_ident(),
+            'io': io.submit(str, 'ok').result(T),
+            'cpu': cpu.submit(str, 'ok').result(T),
+            'map': list(io.map(str, ['ok'] * 8, timeout=T)),
+            'fiber-in-blocking': fibers.submit(blocking, str, 'ok').result(T),
+            'own-pool': own.submit(str, 'ok').result(T),
+        }
+        fibers.close()
+        own.close()
+        return result
+
+    report['before'] = use_everything()
+    report['threads-before'] = os_threads() > 1
+    report['stopped'] = stop_idle_threads()
+    report['threads-after-stop'] = os_threads()
+    report['sizes-after-stop'] = [len(io), len(cpu)]
+
+    # A thread running a job stays, and so does the spawner while it does.
+    gate = allocate_lock()
+    gate.acquire()
+    started = Future()
+    held = io.submit(lambda: (started.set_result(None), gate.acquire())[0])
+    started.result(T)
+    report['stopped-while-busy'] = stop_idle_threads()
+    gate.release()
+    held.result(T)
+
+    # Work submitted from other threads while the threads are being stopped
+    # is neither lost nor stranded.
+    done = []
+    def pump(pool, count):
+        futures = [pool.submit(abs, -n) for n in range(count)]
+        done.append(sum(f.result(T) for f in futures))
+    finished = Future()
+    def pumps():
+        for _ in range(20):
+            pump(io, 20)
+            pump(cpu, 20)
+        finished.set_result(None)
+    start_new_thread(pumps, ())
+    while not finished.done():
+        stop_idle_threads()
+    report['pumped'] = done == [sum(range(20))] * 40
+
+    report['stopped-again'] = stop_idle_threads()
+    report['threads-before-fork'] = os_threads()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            os.write(write_end, json.dumps(use_everything()).encode())
+            os._exit(0)
+        except BaseException:
+            traceback.print_exc()
+            os._exit(3)
+    os.close(write_end)
+    report['after'] = use_everything()
+    data = b''
+    while True:
+        chunk = os.read(read_end, 65536)
+        if not chunk:
+            break
+        data += chunk
+    _, status = os.waitpid(pid, 0)
+    report['child'] = json.loads(data) if data else None
+    report['child-exit'] = os.waitstatus_to_exitcode(status)
+    print(json.dumps(report))
+'''
+
+
+@pytest.mark.parametrize('patching', ['plain', 'patched'])
+def test_stop_idle_threads_leaves_no_thread_to_fork_with(patching):
+    proc = subprocess.run([sys.executable, '-c', textwrap.dedent(STOP_IDLE_SCRIPT), patching],
+                          capture_output=True, text=True, timeout=SCRIPT_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    works = {
+        'blocking': 'ok', 'blocking-on-another-thread': True, 'io': 'ok', 'cpu': 'ok',
+        'map': ['ok'] * 8, 'fiber-in-blocking': 'ok', 'own-pool': 'ok',
+    }
+    assert report['before'] == works
+    assert report['threads-before'] is True
+    # No library thread left, in the library's count and in the OS's.
+    assert report['stopped'] == 0
+    assert report['threads-after-stop'] == 1
+    assert report['sizes-after-stop'] == [0, 0]
+    # The busy IO thread, and the spawner.
+    assert report['stopped-while-busy'] == 2
+    assert report['pumped'] is True
+    assert report['stopped-again'] == 0
+    assert report['threads-before-fork'] == 1
+    # The pools start again on next use, in the parent and in the child.
+    assert report['after'] == works
+    assert report['child'] == works
+    assert report['child-exit'] == 0
     assert proc.stderr == ''
 
 
