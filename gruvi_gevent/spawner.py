@@ -155,7 +155,7 @@ def spawner_ident():
     return None if spawner is None else spawner.ident
 
 
-def stop_spawner():
+def stop_spawner() -> int | None:
     """End the spawner thread, and return its OS thread id once it has left
     its loop (None if there was no spawner). A later :func:`start_worker`
     starts a new one.
