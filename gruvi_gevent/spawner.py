@@ -55,7 +55,7 @@ class _Spawner:
         self.requests: collections.deque[Any] = collections.deque()
         self.ident = None
         self.native_id = None
-        self.watcher = None
+        self.watcher: Any = None
         self.error = None
         self.gpools: list[Any] = []
         self.stopping = False
