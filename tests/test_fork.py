@@ -9,10 +9,15 @@ hang is a failure with a stack dump, never a stuck run.
 In the child, futures of jobs that were running or queued on the parent's
 threads complete with an error instead of hanging (those threads do not exist
 there), and new work on every pool and ``blocking()`` succeed. The parent
-carries on as if nothing happened.
+carries on as if nothing happened. ``stop_idle_threads()`` lets a process fork
+with no thread of the library's alive, as a real ``gunicorn --preload`` master
+does here.
 """
 
+import http.client
 import json
+import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -321,6 +326,75 @@ def test_stop_idle_threads_leaves_no_thread_to_fork_with(patching):
     assert report['child'] == works
     assert report['child-exit'] == 0
     assert proc.stderr == ''
+
+
+# An application that uses the pools at import: with --preload, in the master.
+GUNICORN_APP = '''
+import os
+from gruvi_gevent import blocking, get_cpu_pool
+
+assert blocking(os.getpid) == os.getpid()
+assert get_cpu_pool().submit(abs, -1).result(10) == 1
+
+
+def app(environ, start_response):
+    body = ('%d %d' % (os.getpid(), blocking(os.getpid))).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'),
+                              ('Content-Length', str(len(body)))])
+    return [body]
+'''
+
+# The documented hook, and a report of what the master forks with.
+GUNICORN_CONF = '''
+import json, os
+import gruvi_gevent
+
+
+def pre_fork(server, worker):
+    left = gruvi_gevent.stop_idle_threads()
+    with open(os.environ['FORK_REPORT'], 'a') as report:
+        report.write(json.dumps([left, len(os.listdir('/proc/self/task'))]) + '\\n')
+'''
+
+
+def get(port):
+    connection = http.client.HTTPConnection('127.0.0.1', port, timeout=SCRIPT_TIMEOUT)
+    try:
+        connection.request('GET', '/')
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def test_gunicorn_preload_master_forks_its_workers_with_no_library_thread(tmp_path):
+    (tmp_path / 'app.py').write_text(GUNICORN_APP)
+    (tmp_path / 'conf.py').write_text(GUNICORN_CONF)
+    report = tmp_path / 'forks.jsonl'
+    # Listening before gunicorn starts: requests wait in the backlog.
+    with socket.create_server(('127.0.0.1', 0)) as listener:
+        server = subprocess.Popen(
+            [sys.executable, '-m', 'gunicorn', '--preload', '--workers', '2',
+             '--bind', 'fd://%d' % listener.fileno(), '--config', 'conf.py', 'app:app'],
+            cwd=tmp_path, env=dict(os.environ, FORK_REPORT=str(report)),
+            pass_fds=[listener.fileno()], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        try:
+            replies = [get(listener.getsockname()[1]) for _ in range(20)]
+        finally:
+            server.terminate()
+            _, stderr = server.communicate(timeout=SCRIPT_TIMEOUT)
+    assert server.returncode == 0, stderr
+    # The workers serve, and blocking() works in them.
+    for status, body in replies:
+        assert status == 200
+        worker_pid, blocking_pid = map(int, body.split())
+        assert worker_pid == blocking_pid != server.pid
+    # Before each fork: nothing of the library's left running, and the
+    # master's only thread is the one that forks.
+    forks = [json.loads(line) for line in report.read_text().splitlines()]
+    assert forks == [[0, 1], [0, 1]]
+    assert 'Traceback' not in stderr
 
 
 PARENT_WAKEUPS = '''
