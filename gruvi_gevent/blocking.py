@@ -94,10 +94,9 @@ def stop_idle_threads() -> int:
     native_ids = []
     for pool in list(_pools.values()):
         native_ids += pool._stop_idle_threads()
-    if not threads_alive():
-        native_id = stop_spawner()
-        if native_id is not None:
-            native_ids.append(native_id)
+    native_id = stop_spawner(threads_alive)
+    if native_id is not None:
+        native_ids.append(native_id)
     _wait_gone(native_ids)
     return threads_alive() + (spawner_ident() is not None)
 

@@ -18,7 +18,9 @@ in a forked child.
 """
 
 import collections
+import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import gevent.threadpool
@@ -97,9 +99,6 @@ class _Spawner:
                 self._spawn(requests.popleft())
             waiter.get()
             waiter.clear()
-        # Requests that raced with stop_spawner() go to the next spawner.
-        while requests:
-            start_worker(requests.popleft())
 
     def _close(self, hub):
         # kill() waits for the workers still leaving to let go of this hub.
@@ -119,7 +118,8 @@ class _Spawner:
         try:
             gpool.spawn(pool._work)
         except Exception as exc:     # e.g. the OS refuses a new thread
-            log(40, '%s: cannot start a worker thread: %r', pool.name, exc, exc_info=exc)
+            log(logging.ERROR, '%s: cannot start a worker thread: %r', pool.name, exc,
+                exc_info=exc)
             pool._thread_not_started()
 
 
@@ -155,19 +155,21 @@ def spawner_ident():
     return None if spawner is None else spawner.ident
 
 
-def stop_spawner() -> int | None:
-    """End the spawner thread, and return its OS thread id once it has left
-    its loop (None if there was no spawner). A later :func:`start_worker`
-    starts a new one.
+def stop_spawner(threads_alive: Callable[[], int]) -> int | None:
+    """End the spawner thread unless a pool has worker threads, and return
+    its OS thread id once it has left its loop (None if it stays, or if there
+    was none). A later :func:`start_worker` starts a new one.
 
-    Blocks the calling thread (not a switchpoint) while the spawner shuts
-    down. Only call it when no worker thread runs a pool's loop any more:
-    the gevent pools bound to the spawner's hub go with it.
+    *threads_alive()* counts the worker threads of every pool, started or
+    starting; it is called under the lock that :func:`start_worker` takes, so
+    no thread can be on its way while it says 0. The gevent pools bound to the
+    spawner's hub go with it, once the threads still leaving them are gone.
+    Blocks the calling thread (not a switchpoint) while the spawner shuts down.
     """
     global _spawner
     with _lock:
         spawner = _spawner
-        if spawner is None:
+        if spawner is None or threads_alive():
             return None
         _spawner = None
         spawner.stopping = True

@@ -357,8 +357,13 @@ def pre_fork(server, worker):
 '''
 
 
+# Well inside the test's own timeout, so that a stuck server fails the test
+# with its stderr.
+REQUEST_TIMEOUT = 20
+
+
 def get(port):
-    connection = http.client.HTTPConnection('127.0.0.1', port, timeout=SCRIPT_TIMEOUT)
+    connection = http.client.HTTPConnection('127.0.0.1', port, timeout=REQUEST_TIMEOUT)
     try:
         connection.request('GET', '/')
         response = connection.getresponse()
@@ -371,19 +376,22 @@ def test_gunicorn_preload_master_forks_its_workers_with_no_library_thread(tmp_pa
     (tmp_path / 'app.py').write_text(GUNICORN_APP)
     (tmp_path / 'conf.py').write_text(GUNICORN_CONF)
     report = tmp_path / 'forks.jsonl'
-    # Listening before gunicorn starts: requests wait in the backlog.
+    # Listening before gunicorn starts: requests wait in the backlog. Only
+    # gunicorn keeps the socket, so if it dies, requests are refused at once.
     with socket.create_server(('127.0.0.1', 0)) as listener:
+        port = listener.getsockname()[1]
         server = subprocess.Popen(
             [sys.executable, '-m', 'gunicorn', '--preload', '--workers', '2',
              '--bind', 'fd://%d' % listener.fileno(), '--config', 'conf.py', 'app:app'],
             cwd=tmp_path, env=dict(os.environ, FORK_REPORT=str(report)),
             pass_fds=[listener.fileno()], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
-        try:
-            replies = [get(listener.getsockname()[1]) for _ in range(20)]
-        finally:
-            server.terminate()
-            _, stderr = server.communicate(timeout=SCRIPT_TIMEOUT)
+    try:
+        replies = [get(port) for _ in range(20)]
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=REQUEST_TIMEOUT)
+        print(stderr)       # shown if the test fails
     assert server.returncode == 0, stderr
     # The workers serve, and blocking() works in them.
     for status, body in replies:
