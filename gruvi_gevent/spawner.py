@@ -31,7 +31,7 @@ from gevent.hub import get_hub
 from .logs import log
 from .wakeup import allocate_lock
 
-__all__ = ['start_worker', 'spawner_ident', 'stop_spawner']
+__all__ = ['start_worker', 'call_in_spawner', 'spawner_ident', 'stop_spawner']
 
 _start_new_thread = monkey.get_original('_thread', 'start_new_thread')
 _get_ident = monkey.get_original('_thread', 'get_ident')
@@ -46,7 +46,8 @@ class _Spawner:
 
     __slots__ = ('ident',      # the thread's ident
                  'native_id',  # the thread's OS id, to wait for it to be gone
-                 'requests',   # ThreadPools that want one more worker; appended under _lock
+                 'requests',   # ThreadPools that want one more worker, or functions
+                               # to call; appended under _lock
                  'watcher',    # async watcher of the thread's hub: send() wakes it
                  'error',      # what stopped the thread from starting, if anything
                  'gpools',     # the gevent ThreadPools made here; only this thread touches it
@@ -96,7 +97,11 @@ class _Spawner:
         requests = self.requests
         while not self.stopping:
             while requests:
-                self._spawn(requests.popleft())
+                request = requests.popleft()
+                if callable(request):
+                    request()
+                else:
+                    self._spawn(request)
             waiter.get()
             waiter.clear()
 
@@ -149,6 +154,20 @@ def start_worker(pool):
         spawner.watcher.send()
 
 
+def call_in_spawner(func):
+    """Have the spawner thread call ``func()``; returns at once, from any thread.
+
+    For work that must always happen on one thread of the process: under
+    monkey patching, multiprocessing's locks are greenlet locks, which two OS
+    threads must never share (see :mod:`gruvi_gevent.processpool`). *func*
+    must not raise; it may switch greenlets (the spawner's hub runs meanwhile).
+    """
+    with _lock:
+        spawner = _get_spawner()
+        spawner.requests.append(func)
+        spawner.watcher.send()
+
+
 def spawner_ident():
     """Return the ident of the spawner thread, or None if it has not started."""
     spawner = _spawner
@@ -156,7 +175,8 @@ def spawner_ident():
 
 
 def stop_spawner(threads_alive: Callable[[], int]) -> int | None:
-    """End the spawner thread unless a pool has worker threads, and return
+    """End the spawner thread unless a pool has worker threads or a request
+    is still queued (a function of :func:`call_in_spawner`), and return
     its OS thread id once it has left its loop (None if it stays, or if there
     was none). A later :func:`start_worker` starts a new one.
 
@@ -169,7 +189,7 @@ def stop_spawner(threads_alive: Callable[[], int]) -> int | None:
     global _spawner
     with _lock:
         spawner = _spawner
-        if spawner is None or threads_alive():
+        if spawner is None or threads_alive() or spawner.requests:
             return None
         _spawner = None
         spawner.stopping = True

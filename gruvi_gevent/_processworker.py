@@ -1,0 +1,173 @@
+"""The worker side of ProcessPool, and the messages both sides exchange.
+
+A worker process holds one end of a Unix socketpair; the pool holds the
+other. Each side sends one message at a time and waits for the answer: a job
+goes out, its outcome comes back. A message is a fixed header (its kind, the
+number of out-of-band buffers, the length of the pickle), the lengths of
+those buffers, the pickle, then the buffers themselves. Pickles use protocol
+5 with out-of-band buffers, so a big ``bytearray`` or NumPy array travels as
+itself, never copied into the pickle.
+
+The functions here work with any socket object that has ``sendall`` and
+``recv_into``: the worker uses a plain blocking socket, the pool a gevent
+socket, on which every wait parks only the calling greenlet.
+
+cloudpickle, when it is installed, pickles the jobs and their outcomes, so
+that lambdas, local functions and functions of the main script travel by
+value; without it the standard pickle is used.
+"""
+
+import pickle
+import struct
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import _socket
+
+from .errors import Error
+
+try:
+    import cloudpickle
+except ImportError:    # optional: the standard pickle does the rest
+    cloudpickle = None
+
+__all__ = ['JOB', 'RESULT', 'RAISED', 'pack', 'send', 'receive', 'load', 'main']
+
+# The kinds of message.
+JOB = 0       # the pool asks: (func, args, kwargs)
+RESULT = 1    # the worker answers: the return value
+RAISED = 2    # the worker answers: (exception, the worker's traceback as text)
+
+_HEADER = struct.Struct('!BIQ')   # kind, number of out-of-band buffers, pickle length
+_LENGTH = struct.Struct('!Q')     # the length of one out-of-band buffer
+_PROTOCOL = 5
+# Pickles up to this size travel in one piece with their header.
+_SMALL = 1 << 16
+
+#: The pickling function: cloudpickle's when it is installed.
+dumps: Callable[..., bytes] = pickle.dumps if cloudpickle is None else cloudpickle.dumps
+
+
+def pack(kind: int, obj: object) -> list[Any]:
+    """Return the pieces of one message carrying *obj*; raises what pickling raises."""
+    buffers: list[pickle.PickleBuffer] = []
+    data = dumps(obj, protocol=_PROTOCOL, buffer_callback=buffers.append)
+    raws = [buffer.raw() for buffer in buffers]
+    header = _HEADER.pack(kind, len(raws), len(data))
+    if raws:
+        header += b''.join([_LENGTH.pack(raw.nbytes) for raw in raws])
+    if len(data) <= _SMALL:
+        return [header + data, *raws]
+    return [header, data, *raws]
+
+
+def send(sock: Any, pieces: list[Any]) -> None:
+    """Send one message (see :func:`pack`). *Switchpoint* on a gevent socket."""
+    for piece in pieces:
+        sock.sendall(piece)
+
+
+def _receive_exactly(sock: Any, size: int) -> bytearray:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    position = 0
+    while position < size:
+        count = sock.recv_into(view[position:])
+        if not count:
+            raise EOFError('the other end of the socket closed')
+        position += count
+    return buffer
+
+
+def receive(sock: Any) -> tuple[int, memoryview, list[bytearray]]:
+    """Receive one message: its kind, its pickle and its out-of-band buffers.
+
+    *Switchpoint* on a gevent socket. Raises ``EOFError`` when the other end
+    closes (or dies) before a whole message arrived.
+    """
+    kind, count, size = _HEADER.unpack(_receive_exactly(sock, _HEADER.size))
+    body = _receive_exactly(sock, count * _LENGTH.size + size)
+    lengths = struct.unpack_from('!%dQ' % count, body) if count else ()
+    data = memoryview(body)[count * _LENGTH.size:]
+    return kind, data, [_receive_exactly(sock, length) for length in lengths]
+
+
+def load(data: memoryview, buffers: list[bytearray]) -> Any:
+    """Unpickle what :func:`receive` returned."""
+    return pickle.loads(data, buffers=buffers)
+
+
+def name_of(func: object) -> str:
+    """A readable name for *func* in error messages."""
+    return getattr(func, '__qualname__', None) or repr(func)
+
+
+def _raised(exc: BaseException, func: object) -> list[Any]:
+    """The answer for a job that raised *exc*: the exception and its traceback."""
+    text = ''.join(traceback.format_exception(exc))
+    try:
+        return pack(RAISED, (exc, text))
+    except Exception as error:
+        substitute = Error('%s raised %s, which cannot be pickled (%s: %s): %s'
+                           % (name_of(func), type(exc).__name__, type(error).__name__,
+                              error, exc))
+        return pack(RAISED, (substitute, text))
+
+
+def _run(data: memoryview, buffers: list[bytearray]) -> list[Any]:
+    """Run one job; return the answer to send back."""
+    try:
+        func, args, kwargs = load(data, buffers)
+    except BaseException as exc:
+        error = pickle.UnpicklingError('cannot unpickle the job in the worker process: '
+                                       '%s: %s' % (type(exc).__name__, exc))
+        error.__cause__ = exc
+        return _raised(error, None)
+    del data, buffers
+    try:
+        result = func(*args, **kwargs)
+    except BaseException as exc:
+        return _raised(exc, func)
+    del args, kwargs
+    try:
+        return pack(RESULT, result)
+    except Exception as exc:
+        error = pickle.PicklingError('cannot pickle the result of %s (a %s): %s: %s'
+                                     % (name_of(func), type(result).__name__,
+                                        type(exc).__name__, exc))
+        error.__cause__ = exc
+        return _raised(error, func)
+
+
+def main(fd: int, setup: bytes | None, max_tasks: int | None) -> None:
+    """The worker process: run jobs from the socket *fd* until the pool closes it.
+
+    *setup* is the pickled ``(initializer, initargs)``, or None. A worker whose
+    initializer failed answers its first job with that failure and exits.
+    After *max_tasks* jobs (None: no limit) it exits; so does the pool's side.
+    """
+    sock = _socket.socket(fileno=fd)
+    failed = None
+    if setup is not None:
+        try:
+            initializer, initargs = pickle.loads(setup)
+            initializer(*initargs)
+        except BaseException as exc:
+            failed = Error('the initializer of the worker process failed: %s: %s'
+                           % (type(exc).__name__, exc))
+            failed.__cause__ = exc
+    done = 0
+    while max_tasks is None or done < max_tasks:
+        try:
+            _kind, data, buffers = receive(sock)
+        except EOFError:
+            return
+        if failed is not None:
+            send(sock, _raised(failed, None))
+            return
+        answer = _run(data, buffers)
+        del data, buffers
+        send(sock, answer)
+        del answer
+        done += 1
