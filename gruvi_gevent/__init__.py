@@ -13,12 +13,14 @@ from .waiting import as_completed, wait
 from .pool import PoolBase
 from .fiberpool import FiberPool
 from .threadpool import ThreadPool
-from .blocking import blocking, get_cpu_pool, get_io_pool, stop_idle_threads
+from .processpool import ProcessPool
+from .executorpool import ExecutorPool
+from .blocking import blocking, get_cpu_pool, get_io_pool, get_process_pool, stop_idle_threads
 from . import adapters  # noqa: F401  (registers the IWaitable adapters)
 
 __all__ = [
-    'Future', 'PoolBase', 'FiberPool', 'ThreadPool',
-    'get_io_pool', 'get_cpu_pool', 'blocking', 'stop_idle_threads',
+    'Future', 'PoolBase', 'FiberPool', 'ThreadPool', 'ProcessPool', 'ExecutorPool',
+    'get_io_pool', 'get_cpu_pool', 'get_process_pool', 'blocking', 'stop_idle_threads',
     'wait', 'as_completed',
     'Error', 'Timeout', 'Cancelled',
 ]

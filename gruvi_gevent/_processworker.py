@@ -32,7 +32,7 @@ try:
 except ImportError:    # optional: the standard pickle does the rest
     cloudpickle = None
 
-__all__ = ['JOB', 'RESULT', 'RAISED', 'pack', 'send', 'receive', 'load', 'main']
+__all__ = ['JOB', 'RESULT', 'RAISED', 'job', 'pack', 'send', 'receive', 'load', 'main']
 
 # The kinds of message.
 JOB = 0       # the pool asks: (func, args, kwargs)
@@ -47,6 +47,39 @@ _SMALL = 1 << 16
 
 #: The pickling function: cloudpickle's when it is installed.
 dumps: Callable[..., bytes] = pickle.dumps if cloudpickle is None else cloudpickle.dumps
+
+
+class _OutOfBand:
+    """A big ``bytes`` or ``bytearray`` object, pickled out of band.
+
+    Protocol 5 sends only ``PickleBuffer`` objects (NumPy's arrays make
+    them) out of band, and the pickler has no hook for ``bytes`` and
+    ``bytearray``: arguments and results of those types travel wrapped in
+    this, never copied into the pickle (a copy that would hold the hub for
+    as long as it takes).
+    """
+
+    __slots__ = ('data',)   # the bytes or bytearray object
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        self.data = data
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return type(self.data), (pickle.PickleBuffer(self.data),)
+
+
+def _big(value: Any) -> bool:
+    return (type(value) is bytes or type(value) is bytearray) and len(value) > _SMALL
+
+
+def job(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """What a JOB message carries: big ``bytes`` arguments marked to travel out of band."""
+    if any(map(_big, args)):
+        args = tuple(_OutOfBand(arg) if _big(arg) else arg for arg in args)
+    if kwargs and any(map(_big, kwargs.values())):
+        kwargs = {key: _OutOfBand(value) if _big(value) else value
+                  for key, value in kwargs.items()}
+    return func, args, kwargs
 
 
 def pack(kind: int, obj: object) -> list[Any]:
@@ -131,7 +164,7 @@ def _run(data: memoryview, buffers: list[bytearray]) -> list[Any]:
         return _raised(exc, func)
     del args, kwargs
     try:
-        return pack(RESULT, result)
+        return pack(RESULT, _OutOfBand(result) if _big(result) else result)
     except Exception as exc:
         error = pickle.PicklingError('cannot pickle the result of %s (a %s): %s: %s'
                                      % (name_of(func), type(result).__name__,

@@ -1,4 +1,4 @@
-"""The process-wide IO and CPU thread pools, and blocking().
+"""The process-wide IO and CPU thread pools, the process pool, and blocking().
 
 Both pools are created on first use, from any thread, and are the same
 objects everywhere. They are pools of our own, not the hub's
@@ -13,11 +13,12 @@ from typing import ParamSpec, TypeVar
 
 from gevent import monkey
 
+from .processpool import ProcessPool
 from .spawner import spawner_ident, stop_spawner
 from .threadpool import ThreadPool, threads_alive
 from .wakeup import allocate_lock
 
-__all__ = ['get_io_pool', 'get_cpu_pool', 'blocking', 'stop_idle_threads']
+__all__ = ['get_io_pool', 'get_cpu_pool', 'get_process_pool', 'blocking', 'stop_idle_threads']
 
 _sleep: Callable[[float], None] = monkey.get_original('time', 'sleep')
 # How long to wait for an OS thread to be gone once it has left Python code.
@@ -28,6 +29,7 @@ P = ParamSpec('P')
 
 _lock = allocate_lock()
 _pools: dict[str, ThreadPool] = {}
+_process_pool: ProcessPool | None = None
 
 
 def _get_pool(name: str, maxsize: int) -> ThreadPool:
@@ -56,6 +58,24 @@ def get_cpu_pool() -> ThreadPool:
     ``os.cpu_count()``, name ``Cpu``), which is shared with all threads.
     """
     return _get_pool('Cpu', os.cpu_count() or 1)
+
+
+def get_process_pool() -> ProcessPool:
+    """Return the process pool for CPU intensive Python code.
+
+    By default there is one process pool per application (maxsize
+    ``os.cpu_count()``, name ``Process``, forkserver workers). ``submit()``
+    works from any thread; the greenlets that look after its workers run in
+    the hub of the thread that first calls this, normally the main thread.
+    """
+    global _process_pool
+    pool = _process_pool
+    if pool is None:
+        with _lock:
+            pool = _process_pool
+            if pool is None:
+                pool = _process_pool = ProcessPool(name='Process')
+    return pool
 
 
 def blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -113,9 +133,11 @@ def _wait_gone(native_ids: list[int]) -> None:
 
 def _forget_pools_after_fork() -> None:
     # The pools reset themselves in the child; the module lock may have been
-    # held by a thread that does not exist there.
-    global _lock
+    # held by a thread that does not exist there. The process pool's greenlets
+    # and workers belong to the parent: the child makes its own on demand.
+    global _lock, _process_pool
     _lock = allocate_lock()
+    _process_pool = None
 
 
 os.register_at_fork(after_in_child=_forget_pools_after_fork)

@@ -213,7 +213,7 @@ class ProcessPool(FiberPool):
         if self._closing or not callable(func):
             self._check_submit(func)
         try:
-            message = wire.pack(wire.JOB, (func, args, kwargs))
+            message = wire.pack(wire.JOB, wire.job(func, args, kwargs))
         except Exception as exc:
             future: Future[T] = Future()
             future.set_exception(self._pickling_error(func, args, kwargs, exc))
@@ -286,10 +286,11 @@ class ProcessPool(FiberPool):
             self._stop_process(self._workers.pop(current), kill=True)
             return
         except (EOFError, OSError):
+            pid = worker.process.pid
             code = self._stop_process(self._workers.pop(current))
             future.set_exception(WorkerDied(
                 'worker process %s of pool %s exited %s while running %s'
-                % (worker.process.pid, self._name, _exit_description(code),
+                % (pid, self._name, _exit_description(code),
                    wire.name_of(func))))
             return
         except GreenletExit as exc:
@@ -357,6 +358,12 @@ class ProcessPool(FiberPool):
             # multiprocessing polls the children it knows of whenever it starts
             # one, from the spawner thread; this pool reaps its own.
             getattr(multiprocessing.process, '_children').discard(process)
+            if monkey.is_object_patched('os', 'close'):
+                # gevent's os.close() defers the close to the next pass of this
+                # thread's loop, which may sleep for good: until it runs, the
+                # worker's end of its sentinel pipe stays open here, and the
+                # worker's exit would go unnoticed. A timer makes the loop pass.
+                gevent.sleep(0.001)
             started.set_result((process, ours.detach()))
         except BaseException as exc:
             started.set_exception(exc)

@@ -1,0 +1,232 @@
+"""ExecutorPool: any ``concurrent.futures.Executor`` behind the pool API.
+
+The engine (the standard library's executors, loky, dask's
+``client.get_executor()``, ...) runs the jobs; this module hands them over
+and bridges each engine future to one of ours, whose waiters are woken
+without polling and without blocking the hub. Jobs are handed to the engine
+in the hub thread that created the pool (submit() from another thread asks
+that hub to do it), so that an engine whose locks monkey patching turned
+into greenlet locks is only ever entered from that one thread. *maxsize*
+bounds how many jobs the engine holds at once; the rest wait here, where
+cancelling them is certain.
+"""
+
+import collections
+import concurrent.futures
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar, Union
+
+import gevent
+from gevent import monkey
+from gevent._hub_local import get_hub_if_exists
+from gevent.hub import get_hub
+from greenlet import getcurrent
+
+from .blocking import blocking
+from .future import Future
+from .pool import PoolBase
+from .wakeup import allocate_lock, get_ident, run_in_hub
+
+__all__ = ['ExecutorPool']
+
+T = TypeVar('T')
+P = ParamSpec('P')
+
+Executor = concurrent.futures.Executor
+ExecutorOrFactory = Union[Executor, Callable[[], Executor]]
+
+
+class _EngineFuture(Future[T]):
+    """Our future of a job handed to an engine: cancel() asks the engine."""
+
+    __slots__ = ('engine',)   # the engine's future once the job is handed over, else None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.engine: 'concurrent.futures.Future[T] | None' = None
+
+    def cancel(self) -> bool:
+        """Cancel the job: certain while it waits in the pool, up to the engine after.
+
+        Return True if it was cancelled: ``cancel()`` of the engine's future
+        decides once the job is handed over (the standard library's executors
+        cannot stop a job that has started).
+        """
+        engine = self.engine
+        if engine is not None and not engine.cancel():
+            return False
+        return super().cancel()
+
+
+class ExecutorPool(PoolBase):
+    """A pool whose jobs run in a ``concurrent.futures.Executor``.
+
+    *executor_or_factory* is an executor, or a function that returns one;
+    given a function, the pool makes its executor on first use, and replaces
+    it with a new one when it breaks (``concurrent.futures.BrokenExecutor``,
+    e.g. a process pool whose worker was killed): the jobs that the broken
+    executor held fail with its error, the next submit works. *maxsize*
+    bounds the jobs handed to the executor at once (None: no bound);
+    ``len(pool)`` is how many it holds now.
+
+    **Cancellation:** a job still waiting in the pool can always be
+    cancelled; once handed over, ``cancel()`` asks the executor and returns
+    its answer (True only if it could stop the job).
+
+    :meth:`close` waits for the jobs without blocking the hub, then shuts the
+    executor down off the hub (in an IO-pool thread; under monkey patching,
+    where the standard executors' threads are greenlets, in a greenlet).
+    """
+
+    def __init__(self, executor_or_factory: ExecutorOrFactory, maxsize: int | None = None,
+                 name: str | None = None) -> None:
+        if isinstance(executor_or_factory, Executor):
+            executor, factory = executor_or_factory, None
+        elif callable(executor_or_factory):
+            executor, factory = None, executor_or_factory
+        else:
+            raise TypeError('executor_or_factory must be a concurrent.futures.Executor or a '
+                            'function returning one, got %r' % (executor_or_factory,))
+        super().__init__(maxsize, 0, name)
+        hub = get_hub()
+        self._hub = hub
+        self._ident = hub.thread_ident
+        self._executor: Executor | None = executor
+        self._factory = factory
+        self._broken = False      # the executor reported BrokenExecutor: replace it
+        self._lock = allocate_lock()   # guards the two counters
+        self._inflight = 0        # jobs the executor holds
+        self._unfinished = 0      # jobs submitted and not yet completed
+        self._limit = sys.maxsize if maxsize is None else maxsize
+        # (future, func, args, kwargs) not yet handed over; any thread appends
+        self._queue: collections.deque[tuple[_EngineFuture[Any], Callable[..., Any],
+                                             tuple[Any, ...], dict[str, Any]]] = \
+            collections.deque()
+
+    def __len__(self) -> int:
+        return self._inflight
+
+    def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        if self._closing or not callable(func):
+            self._check_submit(func)
+        future: _EngineFuture[T] = _EngineFuture()
+        with self._lock:
+            self._unfinished += 1
+        self._queue.append((future, func, args, kwargs))
+        if get_ident() == self._ident:
+            self._hand_over()
+        else:
+            run_in_hub(self._hub, self._hand_over)
+        return future
+
+    submit.__doc__ = PoolBase.submit.__doc__
+
+    def _hand_over(self) -> None:
+        """Hand queued jobs to the executor while it has room. In the pool's hub thread."""
+        queue = self._queue
+        while queue and self._inflight < self._limit:
+            future, func, args, kwargs = queue.popleft()
+            if not future._set_running(True):       # cancelled while it waited
+                self._finished(False)
+                continue
+            with self._lock:
+                self._inflight += 1
+            try:
+                engine = self._engine_submit(func, args, kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+                self._finished(True)
+                continue
+            future.engine = engine
+            if future.cancelled():
+                engine.cancel()
+            engine.add_done_callback(functools.partial(self._bridge, future))
+
+    def _engine_submit(self, func: Callable[..., T], args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> 'concurrent.futures.Future[T]':
+        if self._executor is None or (self._broken and self._factory is not None):
+            self._replace_executor()
+        assert self._executor is not None
+        try:
+            return self._executor.submit(func, *args, **kwargs)
+        except concurrent.futures.BrokenExecutor:
+            if self._factory is None:
+                raise
+            self._replace_executor()
+            return self._executor.submit(func, *args, **kwargs)
+
+    def _replace_executor(self) -> None:
+        assert self._factory is not None
+        old = self._executor
+        if old is not None:
+            self._log(20, 'replacing the broken executor %r', old)
+            old.shutdown(wait=False)
+        executor = self._factory()
+        if not isinstance(executor, Executor):
+            raise TypeError('the executor factory of pool %s must return a '
+                            'concurrent.futures.Executor, got %r' % (self._name, executor))
+        self._executor = executor
+        self._broken = False
+
+    def _bridge(self, future: _EngineFuture[Any], engine: 'concurrent.futures.Future[Any]'
+                ) -> None:
+        """Copy the engine's outcome to our future. In whatever thread completed it."""
+        if engine.cancelled():
+            future.cancel()
+        else:
+            exc = engine.exception()
+            if exc is None:
+                future.set_result(engine.result())
+            else:
+                if isinstance(exc, concurrent.futures.BrokenExecutor):
+                    self._broken = True
+                future.set_exception(exc)
+        self._finished(True)
+
+    def _finished(self, handed_over: bool) -> None:
+        with self._lock:
+            if handed_over:
+                self._inflight -= 1
+            self._unfinished -= 1
+            idle = not self._unfinished
+        if self._queue and handed_over:
+            run_in_hub(self._hub, self._hand_over)
+        if idle:
+            self._join_wakers.wake_all()
+            self._close_wakers.wake_all()
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        super().close()
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            _shutdown(executor)
+
+    close.__doc__ = PoolBase.close.__doc__
+
+    def _begin_close(self) -> None:
+        pass     # queued jobs are still handed over and run
+
+    def _idle(self) -> bool:
+        return not self._unfinished
+
+    _no_workers = _idle
+
+    def _in_own_job(self) -> bool:
+        return False
+
+
+def _shutdown(executor: Executor) -> None:
+    """``executor.shutdown(wait=True)``, off the hub. *Switchpoint.*"""
+    hub = get_hub_if_exists()
+    if hub is None or getcurrent() is hub:
+        executor.shutdown(wait=True)
+    elif monkey.is_module_patched('threading'):
+        # The executor's threads are greenlets and its locks greenlet locks:
+        # its waits are cooperative in a greenlet, and must stay in this thread.
+        gevent.spawn(executor.shutdown, True).get()
+    else:
+        blocking(executor.shutdown, True)
