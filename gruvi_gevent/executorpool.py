@@ -55,9 +55,13 @@ class _EngineFuture(Future[T]):
         cannot stop a job that has started).
         """
         engine = self.engine
-        if engine is not None and not engine.cancel():
+        if engine is None:
+            return super().cancel()
+        if not engine.cancel():
             return False
-        return super().cancel()
+        # The engine's done callback may have cancelled this one already.
+        super().cancel()
+        return True
 
 
 class ExecutorPool(PoolBase):
