@@ -29,7 +29,7 @@ from .future import Future
 from .pool import PoolBase
 from .wakeup import allocate_lock, get_ident, run_in_hub
 
-__all__ = ['ExecutorPool']
+__all__ = ['ExecutorPool', 'EnginePool']
 
 T = TypeVar('T')
 P = ParamSpec('P')
@@ -57,14 +57,119 @@ class _EngineFuture(Future[T]):
         engine = self.engine
         if engine is None:
             return super().cancel()
-        if not engine.cancel():
+        if not self.cancel_engine():
             return False
         # The engine's done callback may have cancelled this one already.
         super().cancel()
         return True
 
+    def cancel_engine(self) -> bool:
+        """Ask the engine to cancel the job; return its answer."""
+        assert self.engine is not None
+        return bool(self.engine.cancel())
 
-class ExecutorPool(PoolBase):
+
+class EnginePool(PoolBase):
+    """What the pools over foreign engines share: hand-over, bounds, counting.
+
+    Subclasses say how a job is handed to the engine (:meth:`_engine_submit`,
+    returning the engine's future) and how its outcome comes back
+    (:meth:`_link`; by default the engine future's ``add_done_callback``
+    calls :meth:`_bridge`), and call :meth:`_finished` once per job.
+    """
+
+    #: The class of the futures that submit() returns.
+    _future_class: type[_EngineFuture[Any]] = _EngineFuture
+
+    def __init__(self, maxsize: int | None = None, name: str | None = None) -> None:
+        super().__init__(maxsize, 0, name)
+        hub = get_hub()
+        self._hub = hub
+        self._ident = hub.thread_ident
+        self._lock = allocate_lock()   # guards the two counters
+        self._inflight = 0        # jobs the engine holds
+        self._unfinished = 0      # jobs submitted and not yet completed
+        self._limit = sys.maxsize if maxsize is None else maxsize
+        # (future, func, args, kwargs) not yet handed over; any thread appends
+        self._queue: collections.deque[tuple[_EngineFuture[Any], Callable[..., Any],
+                                             tuple[Any, ...], dict[str, Any]]] = \
+            collections.deque()
+
+    def __len__(self) -> int:
+        return self._inflight
+
+    def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        if self._closing or not callable(func):
+            self._check_submit(func)
+        future: _EngineFuture[T] = self._future_class()
+        with self._lock:
+            self._unfinished += 1
+        self._queue.append((future, func, args, kwargs))
+        if get_ident() == self._ident:
+            self._hand_over()
+        else:
+            run_in_hub(self._hub, self._hand_over)
+        return future
+
+    submit.__doc__ = PoolBase.submit.__doc__
+
+    def _hand_over(self) -> None:
+        """Hand queued jobs to the engine while it has room. In the pool's hub thread."""
+        queue = self._queue
+        while queue and self._inflight < self._limit:
+            future, func, args, kwargs = queue.popleft()
+            if not future._set_running(True):       # cancelled while it waited
+                self._finished(False)
+                continue
+            with self._lock:
+                self._inflight += 1
+            try:
+                engine = self._engine_submit(func, args, kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+                self._finished(True)
+                continue
+            future.engine = engine
+            if future.cancelled():
+                future.cancel_engine()
+            self._link(future, engine)
+
+    def _engine_submit(self, func: Callable[..., T], args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def _link(self, future: _EngineFuture[Any], engine: Any) -> None:
+        engine.add_done_callback(functools.partial(self._bridge, future))
+
+    def _bridge(self, future: _EngineFuture[Any], engine: Any) -> None:
+        raise NotImplementedError
+
+    def _finished(self, handed_over: bool) -> None:
+        """Count one job as completed; call once per job, from any thread."""
+        with self._lock:
+            if handed_over:
+                self._inflight -= 1
+            self._unfinished -= 1
+            idle = not self._unfinished
+        if self._queue and handed_over:
+            run_in_hub(self._hub, self._hand_over)
+        if idle:
+            self._join_wakers.wake_all()
+            self._close_wakers.wake_all()
+
+    def _begin_close(self) -> None:
+        pass     # queued jobs are still handed over and run
+
+    def _idle(self) -> bool:
+        return not self._unfinished
+
+    _no_workers = _idle
+
+    def _in_own_job(self) -> bool:
+        return False
+
+
+class ExecutorPool(EnginePool):
     """A pool whose jobs run in a ``concurrent.futures.Executor``.
 
     *executor_or_factory* is an executor, or a function that returns one;
@@ -93,60 +198,10 @@ class ExecutorPool(PoolBase):
         else:
             raise TypeError('executor_or_factory must be a concurrent.futures.Executor or a '
                             'function returning one, got %r' % (executor_or_factory,))
-        super().__init__(maxsize, 0, name)
-        hub = get_hub()
-        self._hub = hub
-        self._ident = hub.thread_ident
+        super().__init__(maxsize, name)
         self._executor: Executor | None = executor
         self._factory = factory
         self._broken = False      # the executor reported BrokenExecutor: replace it
-        self._lock = allocate_lock()   # guards the two counters
-        self._inflight = 0        # jobs the executor holds
-        self._unfinished = 0      # jobs submitted and not yet completed
-        self._limit = sys.maxsize if maxsize is None else maxsize
-        # (future, func, args, kwargs) not yet handed over; any thread appends
-        self._queue: collections.deque[tuple[_EngineFuture[Any], Callable[..., Any],
-                                             tuple[Any, ...], dict[str, Any]]] = \
-            collections.deque()
-
-    def __len__(self) -> int:
-        return self._inflight
-
-    def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        if self._closing or not callable(func):
-            self._check_submit(func)
-        future: _EngineFuture[T] = _EngineFuture()
-        with self._lock:
-            self._unfinished += 1
-        self._queue.append((future, func, args, kwargs))
-        if get_ident() == self._ident:
-            self._hand_over()
-        else:
-            run_in_hub(self._hub, self._hand_over)
-        return future
-
-    submit.__doc__ = PoolBase.submit.__doc__
-
-    def _hand_over(self) -> None:
-        """Hand queued jobs to the executor while it has room. In the pool's hub thread."""
-        queue = self._queue
-        while queue and self._inflight < self._limit:
-            future, func, args, kwargs = queue.popleft()
-            if not future._set_running(True):       # cancelled while it waited
-                self._finished(False)
-                continue
-            with self._lock:
-                self._inflight += 1
-            try:
-                engine = self._engine_submit(func, args, kwargs)
-            except BaseException as exc:
-                future.set_exception(exc)
-                self._finished(True)
-                continue
-            future.engine = engine
-            if future.cancelled():
-                engine.cancel()
-            engine.add_done_callback(functools.partial(self._bridge, future))
 
     def _engine_submit(self, func: Callable[..., T], args: tuple[Any, ...],
                        kwargs: dict[str, Any]) -> 'concurrent.futures.Future[T]':
@@ -189,18 +244,6 @@ class ExecutorPool(PoolBase):
                 future.set_exception(exc)
         self._finished(True)
 
-    def _finished(self, handed_over: bool) -> None:
-        with self._lock:
-            if handed_over:
-                self._inflight -= 1
-            self._unfinished -= 1
-            idle = not self._unfinished
-        if self._queue and handed_over:
-            run_in_hub(self._hub, self._hand_over)
-        if idle:
-            self._join_wakers.wake_all()
-            self._close_wakers.wake_all()
-
     def close(self) -> None:
         if self._closing:
             return
@@ -210,17 +253,6 @@ class ExecutorPool(PoolBase):
             _shutdown(executor)
 
     close.__doc__ = PoolBase.close.__doc__
-
-    def _begin_close(self) -> None:
-        pass     # queued jobs are still handed over and run
-
-    def _idle(self) -> bool:
-        return not self._unfinished
-
-    _no_workers = _idle
-
-    def _in_own_job(self) -> bool:
-        return False
 
 
 def _shutdown(executor: Executor) -> None:
