@@ -32,7 +32,7 @@ try:
 except ImportError:    # optional: the standard pickle does the rest
     cloudpickle = None
 
-__all__ = ['JOB', 'RESULT', 'RAISED', 'job', 'pack', 'send', 'receive', 'load', 'main']
+__all__ = ['JOB', 'RESULT', 'RAISED', 'job', 'by_value', 'pack', 'send', 'receive', 'load', 'main']
 
 # The kinds of message.
 JOB = 0       # the pool asks: (func, args, kwargs)
@@ -73,7 +73,10 @@ def _big(value: Any) -> bool:
 
 
 def job(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """What a JOB message carries: big ``bytes`` arguments marked to travel out of band."""
+    """What a JOB message carries: big ``bytes`` arguments marked to travel out of band.
+
+    Pass it to :func:`pack` with *by_value* ``by_value(func)``.
+    """
     if any(map(_big, args)):
         args = tuple(_OutOfBand(arg) if _big(arg) else arg for arg in args)
     if kwargs and any(map(_big, kwargs.values())):
@@ -82,10 +85,34 @@ def job(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any])
     return func, args, kwargs
 
 
-def pack(kind: int, obj: object) -> list[Any]:
-    """Return the pieces of one message carrying *obj*; raises what pickling raises."""
+def by_value(func: object) -> bool:
+    """Whether *func* must travel by value: it belongs to the main script.
+
+    The standard pickle would name it ``__main__.name``, which a worker finds
+    only when the main script is a file it can import again.
+    """
+    return getattr(func, '__module__', None) == '__main__'
+
+
+def _pickle(obj: object, buffers: list[pickle.PickleBuffer], by_value: bool) -> bytes:
+    """The standard pickle where it can (it is several times faster), else cloudpickle."""
+    if cloudpickle is not None:
+        if not by_value:
+            try:
+                return pickle.dumps(obj, protocol=_PROTOCOL, buffer_callback=buffers.append)
+            except Exception:       # a lambda, a local function, ...
+                buffers.clear()
+        return cloudpickle.dumps(obj, protocol=_PROTOCOL, buffer_callback=buffers.append)
+    return pickle.dumps(obj, protocol=_PROTOCOL, buffer_callback=buffers.append)
+
+
+def pack(kind: int, obj: object, by_value: bool = False) -> list[Any]:
+    """Return the pieces of one message carrying *obj*; raises what pickling raises.
+
+    *by_value*: pickle it with cloudpickle, when installed, from the start.
+    """
     buffers: list[pickle.PickleBuffer] = []
-    data = dumps(obj, protocol=_PROTOCOL, buffer_callback=buffers.append)
+    data = _pickle(obj, buffers, by_value)
     raws = [buffer.raw() for buffer in buffers]
     header = _HEADER.pack(kind, len(raws), len(data))
     if raws:
@@ -166,11 +193,11 @@ def _run(data: memoryview, buffers: list[bytearray]) -> list[Any]:
     try:
         return pack(RESULT, _OutOfBand(result) if _big(result) else result)
     except Exception as exc:
-        error = pickle.PicklingError('cannot pickle the result of %s (a %s): %s: %s'
-                                     % (name_of(func), type(result).__name__,
-                                        type(exc).__name__, exc))
-        error.__cause__ = exc
-        return _raised(error, func)
+        unpicklable = pickle.PicklingError('cannot pickle the result of %s (a %s): %s: %s'
+                                           % (name_of(func), type(result).__name__,
+                                              type(exc).__name__, exc))
+        unpicklable.__cause__ = exc
+        return _raised(unpicklable, func)
 
 
 def main(fd: int, setup: bytes | None, max_tasks: int | None) -> None:

@@ -25,7 +25,8 @@ submitting and the collecting. Per-job figures are the best round's time
 divided by the number of jobs, so a ``--quick`` run (fewer jobs) reports
 figures of the same scale as a full one.
 
-The benchmark uses only gevent, the standard library and this package.
+The benchmark uses only gevent, the standard library and this package (and
+dask.distributed, from the test extra, for the DaskPool row).
 """
 
 import argparse
@@ -46,6 +47,7 @@ import gevent.threadpool
 import greenlet
 
 from . import FiberPool, Future, ThreadPool, as_completed, blocking, get_io_pool
+from . import _bench_scaling
 
 __all__ = ['BenchError', 'Case', 'CASES', 'run_cases', 'main']
 
@@ -542,6 +544,16 @@ def fiberpool_sleepers(run):
     return Outcome((peak - base) / n, None, 'B/job',
                    note='%d jobs, wall %.2f s' % (n, wall),
                    details={'jobs': n, 'wall_seconds': wall, 'peak_bytes': peak - base})
+
+
+# The pools past one core (their functions live in _bench_scaling).
+
+case('processpool-vs-executor', 'concurrent.futures.ProcessPoolExecutor(2), forkserver',
+     goal=0.8)(_bench_scaling.processpool_vs_executor)
+case('processpool-speedup', 'the same CPU-bound jobs one by one in this process',
+     goal=0.65)(_bench_scaling.processpool_speedup)
+case('daskpool-vs-dask', 'client.submit(pure=False), then result() each',
+     goal=1.0)(_bench_scaling.daskpool_vs_dask)
 
 
 # Running and reporting.

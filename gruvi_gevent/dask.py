@@ -62,6 +62,7 @@ class _DaskJobFuture(_EngineFuture[T]):
 
     def cancel_engine(self) -> bool:
         # client.cancel() waits for the scheduler: never in the hub.
+        assert self.engine is not None
         get_io_pool().submit(self.engine.cancel)
         return True
 

@@ -213,7 +213,7 @@ class ProcessPool(FiberPool):
         if self._closing or not callable(func):
             self._check_submit(func)
         try:
-            message = wire.pack(wire.JOB, wire.job(func, args, kwargs))
+            message = wire.pack(wire.JOB, wire.job(func, args, kwargs), wire.by_value(func))
         except Exception as exc:
             future: Future[T] = Future()
             future.set_exception(self._pickling_error(func, args, kwargs, exc))
@@ -286,6 +286,7 @@ class ProcessPool(FiberPool):
             self._stop_process(self._workers.pop(current), kill=True)
             return
         except (EOFError, OSError):
+            assert worker is not None     # only sending and receiving raise these
             pid = worker.process.pid
             code = self._stop_process(self._workers.pop(current))
             future.set_exception(WorkerDied(
@@ -317,9 +318,9 @@ class ProcessPool(FiberPool):
         if kind == wire.RESULT:
             future.set_result(value)
             return
-        exc, text = value
-        exc.__cause__ = RemoteTraceback(text)
-        future.set_exception(exc)
+        error, text = value
+        error.__cause__ = RemoteTraceback(text)
+        future.set_exception(error)
 
     # The processes.
 

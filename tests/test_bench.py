@@ -22,6 +22,9 @@ EXPECTED_CASES = [
     'future-memory-vs-concurrent',
     'future-memory-vs-asyncio',
     'fiberpool-100k-sleepers',
+    'processpool-vs-executor',
+    'processpool-speedup',
+    'daskpool-vs-dask',
 ]
 
 # The only case with nothing to compare with.
