@@ -34,6 +34,8 @@ EXPECTED = {
     'threads.py': r'^threads: OK$',
     'custom_adapter.py': r'^custom_adapter: OK$',
     'waitable_testing.py': r'^waitable_testing: OK$',
+    'scaling.py': r'^scaling: OK$',
+    'dask_mix.py': r'^dask_mix: OK$',
 }
 
 
