@@ -10,8 +10,8 @@ objects passed along, no job queued, no worker started, no pool number used.
 import gevent.event
 import pytest
 
-from gruvi_gevent import (FiberPool, Future, PoolBase, ThreadPool, as_completed, blocking,
-                          get_io_pool, wait)
+from gruvi_gevent import (ExecutorPool, FiberPool, Future, PoolBase, ProcessPool, ThreadPool,
+                          as_completed, blocking, get_io_pool, wait)
 from gruvi_gevent.adapters import ConcurrentFutureWaitable, GeventWaitable
 
 NAN = float('nan')
@@ -173,6 +173,16 @@ CASES = [
     ('ThreadPool-minsize-above-maxsize-keyword',
      lambda ctx: ThreadPool(maxsize=1, minsize=5), ValueError, 'minsize'),
     ('ThreadPool-name-list', lambda ctx: ThreadPool(name=['x']), TypeError, 'name'),
+    ('ProcessPool-maxsize-zero', lambda ctx: ProcessPool(0), ValueError, 'maxsize'),
+    ('ProcessPool-context-fork', lambda ctx: ProcessPool(context='fork'), ValueError,
+     'context'),
+    ('ProcessPool-initializer-int', lambda ctx: ProcessPool(initializer=1), TypeError,
+     'initializer'),
+    ('ProcessPool-max_tasks_per_child-zero', lambda ctx: ProcessPool(max_tasks_per_child=0),
+     ValueError, 'max_tasks_per_child'),
+    ('ExecutorPool-none', lambda ctx: ExecutorPool(None), TypeError, 'executor_or_factory'),
+    ('ExecutorPool-maxsize-zero', lambda ctx: ExecutorPool(_no_executor, 0), ValueError,
+     'maxsize'),
     ('PoolBase-maxsize-zero', lambda ctx: PoolBase(0), ValueError, 'maxsize'),
     ('PoolBase-name-int', lambda ctx: PoolBase(name=1), TypeError, 'name'),
 
@@ -213,6 +223,10 @@ class HalfWaitable:
 
     def add_done_callback(self, callback, *args):
         raise AssertionError('must not be called')
+
+
+def _no_executor():
+    raise AssertionError('a refused pool must not make its executor')
 
 
 def _cf_future():
@@ -256,10 +270,11 @@ def test_table_covers_every_public_callable():
     covered = {case_id.split('-')[0] for case_id, _, _, _ in CASES}
     # The pool factories and stop_idle_threads() take no arguments at all;
     # the exceptions are classes.
-    exempt = {'get_io_pool', 'get_cpu_pool', 'stop_idle_threads', 'Error', 'Timeout',
+    exempt = {'get_io_pool', 'get_cpu_pool', 'get_process_pool', 'stop_idle_threads',
+              'Error', 'Timeout',
               'Cancelled'}
     needed = {'Future', 'wait', 'as_completed', 'FiberPool', 'ThreadPool', 'PoolBase',
-              'blocking'}
+              'ProcessPool', 'ExecutorPool', 'blocking'}
     assert set(gruvi_gevent.__all__) - exempt == needed
     for name in needed:
         assert name in covered, name
