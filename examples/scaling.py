@@ -16,9 +16,15 @@ def count_primes(limit):
     return sum(all(n % d for d in range(2, int(n ** 0.5) + 1)) for n in range(2, limit))
 
 
+def tick(ticks):
+    while True:
+        gevent.sleep(0.01)
+        ticks.append(None)
+
+
 def main():
     ticks = []
-    ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.01)) for _ in range(1000)])
+    ticker = gevent.spawn(tick, ticks)
     with ProcessPool(maxsize=2) as pool:
         print(list(pool.map(count_primes, [1000, 2000, 3000], timeout=30)))  # [168, 303, 430]
         futures = [pool.submit(count_primes, limit) for limit in (20_000, 2_000)]

@@ -279,7 +279,11 @@ class ProcessPool(FiberPool):
                     return
                 if future.done():           # cancelled while the process started
                     return
-            wire.send(worker.sock, args[0])
+            message = args[0]
+            wire.send(worker.sock, message)
+            # The worker loop keeps its last job's arguments while it idles:
+            # let go of the (perhaps big) pieces now.
+            message.clear()
             kind, data, buffers = wire.receive(worker.sock)
         except Cancelled:
             # cancel() already completed the future; the process is busy with it.
