@@ -197,3 +197,35 @@ def test_exit_without_close_is_prompt_and_leaves_no_worker(tmp_path, patching):
         time.sleep(0.05)
     else:
         pytest.fail('worker process %d outlived its parent' % pid)
+
+
+THREADS = PRELUDE + '''
+from gruvi_gevent import ProcessPool
+from gruvi_gevent.testing import run_in_native_thread
+
+
+def triple(x):
+    return 3 * x
+
+
+def use_a_pool(tag):
+    # A pool of this thread's own hub; its workers start in the library's
+    # spawner thread, like everyone else's.
+    with ProcessPool(2, name=tag) as pool:
+        return sum(pool.map(triple, range(30), timeout=20))
+
+
+if __name__ == '__main__':
+    for round_number in range(3):
+        futures = [run_in_native_thread(use_a_pool, 'thread-%d' % n) for n in range(2)]
+        print(use_a_pool('main'), *[future.result(30) for future in futures])
+'''
+
+
+@pytest.mark.parametrize('patching', ['plain', 'patched'])
+def test_pools_in_three_threads_at_once(tmp_path, patching):
+    # Each thread's pool belongs to that thread's hub; every worker is started
+    # in the spawner thread, so multiprocessing's locks (greenlet locks under
+    # patching) are never shared between OS threads.
+    result = run_script(tmp_path, THREADS, 'forkserver', patching, 'cloudpickle')
+    assert result.stdout.split() == ["1305"] * 9
