@@ -4,7 +4,10 @@ Asynchronous function calls: submit work to a :class:`FiberPool` (greenlets)
 or a :class:`ThreadPool` (OS threads), get a :class:`Future` back, and wait on
 futures and gevent's own objects with :func:`wait` and :func:`as_completed`.
 :func:`blocking` runs a blocking call in the process-wide IO thread pool
-while the hub keeps serving every other greenlet.
+while the hub keeps serving every other greenlet. Past one core,
+:class:`ProcessPool` runs Python code in worker processes, and
+:class:`ExecutorPool` puts any ``concurrent.futures`` executor behind the
+same API (``gruvi_gevent.dask`` does so for dask.distributed).
 """
 
 from .errors import Cancelled, Error, Timeout

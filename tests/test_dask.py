@@ -19,9 +19,11 @@ import uuid
 import distributed
 import gevent
 import pytest
+from zope.interface.verify import verifyObject
 
 from gruvi_gevent import Timeout, blocking, wait, as_completed
 from gruvi_gevent.dask import DaskPool, SchedulerLost
+from gruvi_gevent.interfaces import IPool
 from gruvi_gevent.testing import WaitableConformance
 
 from pool_helpers import TIMEOUT
@@ -70,6 +72,7 @@ def dask_pool(dask_client):
 
 
 def test_results_errors_and_wait_with_a_greenlet_and_a_dask_future(dask_pool, dask_client):
+    verifyObject(IPool, dask_pool)
     assert dask_pool.submit(square, 6).result(TIMEOUT) == 36
     assert dask_pool.submit(lambda x, y=0: x + y, 1, y=2).result(TIMEOUT) == 3
     assert list(dask_pool.map(square, range(20), timeout=TIMEOUT)) == \

@@ -8,8 +8,10 @@ import threading
 
 import gevent
 import pytest
+from zope.interface.verify import verifyObject
 
 from gruvi_gevent import Cancelled, ExecutorPool, wait
+from gruvi_gevent.interfaces import IPool
 
 from pool_helpers import TIMEOUT
 
@@ -39,6 +41,7 @@ def make_pool():
 
 def test_results_map_and_wait_with_a_greenlet(make_pool):
     pool = make_pool(concurrent.futures.ThreadPoolExecutor(2))
+    verifyObject(IPool, pool)
     assert pool.submit(square, 5).result(TIMEOUT) == 25
     assert list(pool.map(square, range(4), timeout=TIMEOUT)) == [0, 1, 4, 9]
     future = pool.submit(square, 3)
