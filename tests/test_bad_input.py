@@ -271,8 +271,7 @@ def test_table_covers_every_public_callable():
     # The pool factories and stop_idle_threads() take no arguments at all;
     # the exceptions are classes.
     exempt = {'get_io_pool', 'get_cpu_pool', 'get_process_pool', 'stop_idle_threads',
-              'Error', 'Timeout',
-              'Cancelled'}
+              'Error', 'Timeout', 'Cancelled'}
     needed = {'Future', 'wait', 'as_completed', 'FiberPool', 'ThreadPool', 'PoolBase',
               'ProcessPool', 'ExecutorPool', 'blocking'}
     assert set(gruvi_gevent.__all__) - exempt == needed
