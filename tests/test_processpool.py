@@ -157,7 +157,13 @@ def test_kill_9_fails_only_the_running_job_and_the_worker_is_replaced(make_pool,
     (failed,), (spared,) = wait([doomed, survivor], count=1, timeout=TIMEOUT)
     error = failed.exception(TIMEOUT)
     assert isinstance(error, WorkerDied) and isinstance(error, Error)
-    assert 'code -9' in str(error) and 'SIGKILL' in str(error) and str(victim) in str(error)
+    assert str(victim) in str(error)
+    if context == 'forkserver':
+        # A spawn worker is this process's child: a gevent child watcher
+        # elsewhere in this test process (gevent.subprocess) may reap it
+        # first. test_processpool_patched.py checks its code in a fresh
+        # interpreter.
+        assert 'code -9' in str(error) and 'SIGKILL' in str(error)
     gate.release_all()
     assert spared.result(TIMEOUT) in ('doomed', 'survivor')
     assert [future.result(TIMEOUT) for future in queued] == [0, 1, 4, 9]
