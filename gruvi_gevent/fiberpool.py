@@ -3,8 +3,9 @@
 Workers take jobs from a deque; a job costs a couple of greenlet switches, not
 a fresh greenlet (about ten times as much). Every bit of pool state is touched
 on the hub thread that owns the pool only: ``submit()`` from another native
-thread drops the job in an inbox and asks the hub, through
-``run_callback_threadsafe``, to move it to the queue.
+thread drops the job in an inbox and asks the hub, through the hub's
+wake-up channel (:class:`~gruvi_gevent.wakeup.HubChannel`), to move it to the
+queue.
 """
 
 import collections
@@ -23,7 +24,7 @@ from .errors import Cancelled
 from .future import _DONE, _FAILED, Future
 from .logs import note_hub
 from .pool import PoolBase
-from .wakeup import get_ident, run_in_hub
+from .wakeup import get_ident, hub_channel, run_in_hub
 
 __all__ = ['FiberPool']
 
@@ -77,11 +78,13 @@ class FiberPool(PoolBase):
         self._hub = hub = get_hub()
         note_hub(hub)
         self._loop = hub.loop
+        self._channel = hub_channel(hub)     # for calls from other threads
         self._ident = hub.thread_ident
         self._group = Group()
         self._group.greenlet_class = _FiberWorker
         self._queue: collections.deque[_Job] = collections.deque()   # jobs to run
         self._inbox: collections.deque[_Job] = collections.deque()   # submitted from other threads
+        self._drain_asked = False   # a _drain_inbox call is on its way to the hub
         self._idle_workers: list[_FiberWorker] = []   # idle workers, most recent last
         self._nworkers = 0
         self._unfinished = 0                 # jobs queued or running
@@ -100,7 +103,10 @@ class FiberPool(PoolBase):
         job = (future, func, args, kwargs)
         if get_ident() != self._ident:
             self._inbox.append(job)
-            self._loop.run_callback_threadsafe(self._drain_inbox)
+            if not self._drain_asked:
+                # One drain asked for at a time; it takes everything queued.
+                self._drain_asked = True
+                self._channel.call(self._drain_inbox)
             return future
         self._queue.append(job)
         self._unfinished += 1
@@ -139,6 +145,8 @@ class FiberPool(PoolBase):
             self._spawn_worker()
 
     def _drain_inbox(self) -> None:
+        # Cleared first: a job added from now on asks for a drain of its own.
+        self._drain_asked = False
         inbox = self._inbox
         try:
             while inbox:
@@ -257,7 +265,7 @@ class FiberPool(PoolBase):
 
     def _begin_close(self) -> None:
         if get_ident() != self._ident:
-            self._loop.run_callback_threadsafe(self._wake_idle_for_close)
+            self._channel.call(self._wake_idle_for_close)
         else:
             self._wake_idle_for_close()
 

@@ -23,7 +23,7 @@ from zope.interface import implementer
 from .errors import Cancelled, Timeout
 from .interfaces import IFuture
 from .logs import log
-from .wakeup import allocate_lock, check_timeout, keepalive, new_waker, run_in_hub
+from .wakeup import allocate_lock, check_timeout, hub_channel, new_waker, run_in_hub
 
 __all__ = ['Future']
 
@@ -75,8 +75,9 @@ class _Callback:
 class _HubLink:
     """A gevent ``rawlink`` callback: delivered as ``callback(future)`` in the hub.
 
-    While linked it holds the hub's keep-alive, so that ``gevent.wait()`` on a
-    future that a native thread completes does not end in ``LoopExit``.
+    While linked it holds the keep-alive of the hub's channel, so that
+    ``gevent.wait()`` on a future that a native thread completes does not end
+    in ``LoopExit``.
     """
 
     __slots__ = ('future',     # the linked future, passed to callback
@@ -90,7 +91,7 @@ class _HubLink:
         self.callback = callback
         self.hub = hub
         self.active = True
-        keepalive(hub).hold()
+        hub_channel(hub).hold()
 
     def __call__(self) -> None:
         run_in_hub(self.hub, self.fire)
@@ -104,7 +105,7 @@ class _HubLink:
         if not self.active:
             return False
         self.active = False
-        keepalive(self.hub).release()
+        hub_channel(self.hub).release()
         return True
 
 

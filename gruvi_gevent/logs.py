@@ -14,6 +14,8 @@ from typing import Any
 from gevent import monkey
 from gevent._hub_local import get_hub_if_exists
 
+from .wakeup import hub_channel
+
 
 __all__ = ['logger', 'log', 'note_hub']
 
@@ -34,6 +36,7 @@ def note_hub(hub: Any) -> None:
     """Remember *hub* as the relay for native threads if it is the main thread's."""
     global _main_hub
     if hub.main_hub:
+        hub_channel(hub)    # made on the hub's thread, for _flush from other threads
         _main_hub = hub
 
 
@@ -59,4 +62,4 @@ def log(level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
         logger.log(level, msg, *args, exc_info=exc_info)
         return
     _relayed.append((level, msg, args, exc_info))
-    main_hub.loop.run_callback_threadsafe(_flush)
+    hub_channel(main_hub).call(_flush)

@@ -1,13 +1,23 @@
-"""Parking the caller until something happens, in a greenlet or a native thread.
+"""Crossing from any thread into a hub, and parking the caller until woken.
 
-Every wait in the library (``Future.result()``, ``wait()``, ``as_completed()``,
-``blocking()``) parks its caller through a *waker* made by :func:`new_waker`:
+**The hub's channel.** Each hub has one :class:`HubChannel`, created on the
+hub's own thread the first time something there may later be woken from
+another thread. Other threads append a call to its deque and ``send()`` its
+async watcher -- the one libev call that is safe from a foreign thread -- and
+the hub runs the calls. The library never uses ``loop.run_callback_threadsafe``
+from another thread: it does libev's ``ev_ref()`` in the calling thread while
+the hub thread updates the same counter without the GIL, and lost updates
+leave the loop's reference count wrong for good (see the *gevent issues*
+guide in the docs). The channel also counts the greenlets that wait for a
+native thread, and keeps the loop alive for them.
+
+**Wakers.** Every wait in the library (``Future.result()``, ``wait()``,
+``as_completed()``, ``join()``) parks its caller through a *waker* made by
+:func:`new_waker`:
 
 * In a thread that has a gevent hub, the waker parks only the calling greenlet:
   it switches to the hub, which keeps serving everyone else, and is switched
-  back by a loop callback. A wake-up sent from another native thread goes
-  through ``loop.run_callback_threadsafe``, the one loop call that is safe
-  from a foreign thread.
+  back through the hub's channel.
 * In a native thread without a hub, the waker blocks only that thread on an
   original (never monkey-patched) OS lock.
 
@@ -17,8 +27,11 @@ so callers re-check their condition in a loop.
 """
 
 import _thread
+import collections
 import math
 import os
+import sys
+from time import monotonic
 from typing import Any, Callable, Union
 
 from gevent import monkey
@@ -26,7 +39,8 @@ from gevent._hub_local import get_hub_if_exists
 from gevent._waiter import Waiter
 from greenlet import getcurrent
 
-__all__ = ['allocate_lock', 'get_ident', 'new_waker', 'check_timeout', 'run_in_hub']
+__all__ = ['allocate_lock', 'get_ident', 'new_waker', 'check_timeout', 'run_in_hub',
+           'HubChannel', 'hub_channel']
 
 # Under monkey.patch_all() the threading primitives become greenlet primitives;
 # state shared with native threads needs the real ones.
@@ -37,6 +51,11 @@ _TIMEOUT_MAX: float = monkey.get_original('_thread', 'TIMEOUT_MAX')
 
 _TIMED_OUT = object()
 _WOKEN = object()
+
+# A drain of the channel runs at most this many calls, and for at most the
+# interpreter's switch interval, before it lets the loop serve timers and IO:
+# each call may resume a greenlet that runs until its next switchpoint.
+DRAIN_SLICE = 256
 
 
 def check_timeout(timeout: float | None, name: str = 'timeout') -> float | None:
@@ -50,51 +69,118 @@ def check_timeout(timeout: float | None, name: str = 'timeout') -> float | None:
     return float(timeout)
 
 
-class _KeepAlive:
-    """A ref'd async watcher that keeps a hub's loop running while greenlets wait.
+class HubChannel:
+    """One hub's door for calls from other threads, and its keep-alive.
 
-    Without it a greenlet waiting (with no timeout) for something only a native
-    thread will finish gets ``LoopExit`` when the loop has nothing else to do.
-    Only touched on the hub's own thread.
+    **Thread-safety:** :meth:`call` may be used from any thread; everything
+    else only on the hub's thread, which is where the channel is created.
+
+    The async watcher is started once, unref'd, and never stopped, so that no
+    ``send()`` is ever lost. While greenlets of the hub wait for a native
+    thread (``count > 0``) the watcher holds a reference on the loop, so that
+    they do not get ``LoopExit`` when the loop has nothing else to do. The
+    reference is dropped lazily, once a drain ends with nobody waiting (or at
+    once when the last waiter leaves outside a drain): a greenlet that the
+    drain wakes and that waits again at once toggles nothing.
     """
 
-    __slots__ = ('watcher',   # the hub loop's async watcher, started while count > 0
-                 'count')     # greenlets of this hub parked without a timer
+    __slots__ = ('hub',        # the hub whose thread runs the calls
+                 'watcher',    # the loop's async watcher; send() is the cross-thread door
+                 'pending',    # (func, args) to run in the hub; appended by any thread
+                 'count',      # greenlets of the hub waiting for a native thread; hub thread only
+                 'reffed',     # the watcher holds a reference on the loop; hub thread only
+                 'draining')   # a drain is under way; hub thread only
 
     def __init__(self, hub: Any) -> None:
-        self.watcher = hub.loop.async_()
+        self.hub = hub
+        self.pending: collections.deque[tuple[Callable[..., object], tuple[Any, ...]]] = \
+            collections.deque()
         self.count = 0
+        self.reffed = False
+        self.draining = False
+        self.watcher = hub.loop.async_(ref=False)
+        self.watcher.start(self._drain)
+
+    def call(self, func: Callable[..., object], *args: object) -> None:
+        """Have the hub run ``func(*args)`` soon; callable from any thread.
+
+        A destroyed hub has nobody left to call: the call is dropped.
+        """
+        self.pending.append((func, args))
+        try:
+            self.watcher.send()
+        except ValueError:      # 'operation on destroyed loop'
+            pass
+
+    def _drain(self) -> None:
+        """Run the pending calls in bounded slices (in the hub)."""
+        pending = self.pending
+        self.draining = True
+        deadline = monotonic() + sys.getswitchinterval()
+        try:
+            for _ in range(DRAIN_SLICE):
+                try:
+                    func, args = pending.popleft()
+                except IndexError:
+                    return
+                try:
+                    func(*args)
+                except:  # noqa: E722  # as the loop does for its callbacks
+                    self.hub.handle_error(func, *sys.exc_info())
+                if monotonic() >= deadline:
+                    break
+            if pending:
+                # The rest in the next loop pass, after timers and IO.
+                self.watcher.send()
+        finally:
+            self.draining = False
+            if self.reffed and not self.count:
+                self._unref()
 
     def hold(self) -> None:
+        """Count one more greenlet waiting for a native thread (hub thread only)."""
         self.count += 1
-        if self.count == 1:
-            self.watcher.start(_noop)
+        if not self.reffed and self.hub.loop is not None:
+            self.watcher.ref = True
+            self.reffed = True
 
     def release(self) -> None:
+        """Count one greenlet less (hub thread only)."""
         self.count -= 1
-        if self.count == 0:
-            self.watcher.stop()
+        if not self.count and self.reffed and not self.draining:
+            self._unref()
+
+    def _unref(self) -> None:
+        if self.hub.loop is not None:
+            self.watcher.ref = False
+        self.reffed = False
 
 
-def _noop() -> None:
-    pass
+def hub_channel(hub: Any) -> HubChannel:
+    """Return the :class:`HubChannel` of *hub*.
 
-
-def keepalive(hub: Any) -> _KeepAlive:
-    """Return the :class:`_KeepAlive` of *hub*, creating it on first use."""
+    It is created on first use, which must be on the hub's own thread (libev
+    watchers are made there). Code that may later be woken from another
+    thread therefore takes the channel when it sets up, in the hub's thread.
+    """
     try:
-        return hub._gruvi_gevent_keepalive
+        return hub._gruvi_gevent_channel
     except AttributeError:
-        ka = hub._gruvi_gevent_keepalive = _KeepAlive(hub)
-        return ka
+        pass
+    if get_ident() != hub.thread_ident:
+        raise RuntimeError('the wake-up channel of %r must be created on its own thread'
+                           % (hub,))
+    channel = hub._gruvi_gevent_channel = HubChannel(hub)
+    return channel
 
 
 def run_in_hub(hub: Any, func: Callable[..., object], *args: object) -> None:
-    """Schedule ``func(*args)`` as a callback of *hub*'s loop, from any thread.
+    """Schedule ``func(*args)`` in *hub*, from any thread.
 
     On the hub's own thread this is the cheap ``run_callback``; from another
-    thread ``run_callback_threadsafe``, which also wakes the loop. A destroyed
-    hub has nobody left to call: the call is dropped.
+    thread it goes through the hub's channel, which must exist already (see
+    :func:`hub_channel`). A destroyed hub has nobody left to call: the call
+    is dropped.
     """
     loop = hub.loop
     if loop is None:
@@ -102,22 +188,28 @@ def run_in_hub(hub: Any, func: Callable[..., object], *args: object) -> None:
     if get_ident() == hub.thread_ident:
         loop.run_callback(func, *args)
     else:
-        loop.run_callback_threadsafe(func, *args)
+        hub_channel(hub).call(func, *args)
 
 
 class GreenletWaker:
     """Parks one greenlet in a hub thread; may be woken from any thread."""
 
     __slots__ = ('hub',      # the hub of the waiting greenlet's thread
+                 'channel',  # that hub's channel, for wake-ups from other threads
                  'waiter')   # gevent Waiter the greenlet parks in
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
+        self.channel = hub_channel(hub)
         self.waiter = Waiter(hub)
 
     def __call__(self, *ignored: object) -> None:
         """Wake the parked greenlet (or make its next wait return at once)."""
-        run_in_hub(self.hub, self.waiter.switch, _WOKEN)
+        hub = self.hub
+        if get_ident() != hub.thread_ident:
+            self.channel.call(self.waiter.switch, _WOKEN)
+        elif hub.loop is not None:      # None: the hub was destroyed
+            hub.loop.run_callback(self.waiter.switch, _WOKEN)
 
     def wait(self, timeout: float | None = None,
              before: Callable[[], object] | None = None) -> bool:
@@ -127,20 +219,19 @@ class GreenletWaker:
         everything else ready: whatever it starts finds the caller's hub about
         to hand the GIL to other threads, not busy preparing to wait.
         """
-        hub = self.hub
         waiter = self.waiter
         if timeout is None:
-            ka = keepalive(hub)
-            ka.hold()
+            channel = self.channel
+            channel.hold()
             try:
                 if before is not None:
                     before()
                 waiter.get()
             finally:
-                ka.release()
+                channel.release()
                 waiter.clear()
             return True
-        timer = hub.loop.timer(timeout)
+        timer = self.hub.loop.timer(timeout)
         timer.start(waiter.switch, _TIMED_OUT, update=True)
         try:
             return waiter.get() is not _TIMED_OUT

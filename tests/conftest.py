@@ -94,8 +94,8 @@ def no_parked_waiters():
     Modules opt in with ``pytestmark = pytest.mark.usefixtures('no_parked_waiters')``.
     """
     def parked():
-        keepalive = getattr(gevent.get_hub(), '_gruvi_gevent_keepalive', None)
-        return 0 if keepalive is None else keepalive.count
+        channel = getattr(gevent.get_hub(), '_gruvi_gevent_channel', None)
+        return 0 if channel is None else channel.count
     before = parked()
     yield
     assert parked() == before, 'a waiter of this test is still parked in the hub'
