@@ -9,14 +9,18 @@ calls must not stall name resolution.
 import os
 import time
 from collections.abc import Callable
+from contextvars import copy_context
 from typing import ParamSpec, TypeVar
 
 from gevent import monkey
+from gevent._hub_local import get_hub_if_exists
+from greenlet import getcurrent
 
+from .admission import admission_of
 from .processpool import ProcessPool
 from .spawner import spawner_ident, stop_spawner
 from .threadpool import ThreadPool, threads_alive
-from .wakeup import allocate_lock
+from .wakeup import allocate_lock, get_ident
 
 __all__ = ['get_io_pool', 'get_cpu_pool', 'get_process_pool', 'blocking', 'stop_idle_threads']
 
@@ -30,6 +34,11 @@ P = ParamSpec('P')
 _lock = allocate_lock()
 _pools: dict[str, ThreadPool] = {}
 _process_pool: ProcessPool | None = None
+
+# blocking() calls admitted at once per hub, per thread of the IO pool: enough
+# to keep every thread busy while completions travel back, few enough that
+# they reach the hub in small batches.
+ADMITTED_PER_THREAD = 2
 
 
 def _get_pool(name: str, maxsize: int) -> ThreadPool:
@@ -85,17 +94,31 @@ def blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     returned, or its exception re-raised with the original traceback.
 
     From a greenlet this parks only that greenlet: the hub goes on serving
-    every other greenlet while the call blocks a pool thread. Called from a
+    every other greenlet while the call blocks a pool thread. A hub lets
+    twice as many calls into the pool at once as it has threads; later calls
+    wait in the hub, first come first served, so that completions reach the
+    hub in small batches and other greenlets keep their turn. Called from a
     plain native thread it blocks just that thread. Called from inside an
     IO-pool thread it runs *func* right there, so that nested calls cannot
     deadlock a full pool.
+
+    The function runs in a copy of the caller's ``contextvars`` context, as
+    with ``asyncio.to_thread``: it sees the caller's context variables, and
+    what it sets stays in its copy.
     """
     if not callable(func):
         raise TypeError('func must be callable, got %r' % (func,))
-    pool = get_io_pool()
-    if pool._is_worker_thread():
-        return func(*args, **kwargs)
-    return pool._call(func, args, kwargs)
+    pool = _pools.get('Io')
+    if pool is None:
+        pool = get_io_pool()
+    context = copy_context()
+    if get_ident() in pool._current:    # an IO-pool thread: inline
+        return context.run(func, *args, **kwargs)
+    hub = get_hub_if_exists()
+    if hub is None or getcurrent() is hub:
+        return pool._call_from_thread(func, args, kwargs, context)
+    admission = admission_of(hub, ADMITTED_PER_THREAD * (pool._maxsize or 20))
+    return pool._call(hub, admission, func, args, kwargs, context)
 
 
 def stop_idle_threads() -> int:

@@ -18,17 +18,20 @@ made in a pool thread are handed to the main hub (see :mod:`gruvi_gevent.logs`).
 import os
 import weakref
 from collections.abc import Callable
+from contextvars import Context
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from gevent import monkey
 from gevent._hub_local import get_hub_if_exists
+from gevent._waiter import Waiter
 
 from .errors import Error
 from .future import _DONE, _FAILED, Future, _run_callbacks
+from .admission import Admission
 from .logs import note_hub
 from .pool import PoolBase
 from .spawner import start_worker
-from .wakeup import GreenletWaker, allocate_lock, get_ident, new_waker
+from .wakeup import GreenletWaker, HubChannel, allocate_lock, get_ident, hub_channel, new_waker
 
 if TYPE_CHECKING:
     import queue
@@ -42,6 +45,10 @@ SimpleQueue: 'type[queue.SimpleQueue[Any]]' = monkey.get_original('_queue', 'Sim
 Empty: 'type[queue.Empty]' = monkey.get_original('_queue', 'Empty')
 
 _live_pools: 'weakref.WeakSet[ThreadPool]' = weakref.WeakSet()
+
+# The keyword arguments of every job that has none; never mutated (a job
+# gets them as **kwargs, a copy).
+_NO_KWARGS: dict[str, Any] = {}
 
 # What _retire_or_continue returns to an idle thread: leave (already taken
 # off the pool's count), or go on waiting.
@@ -100,7 +107,8 @@ class ThreadPool(PoolBase):
         self._lock = allocate_lock()    # guards the counters below
         self._nthreads = 0              # live worker threads (started or starting)
         self._unfinished = 0            # jobs submitted and not yet completed
-        self._current: dict[int, Future[Any] | None] = {}   # worker thread ident -> its Future
+        # worker thread ident -> its running job's Future, or its blocking() job
+        self._current: dict[int, Any] = {}
         self._gevent_pool: Any = None   # its gevent ThreadPool; only the spawner thread touches it
 
     def __len__(self) -> int:
@@ -110,11 +118,12 @@ class ThreadPool(PoolBase):
         if not callable(func):
             self._check_submit(func)
         future: Future[T] = Future()
-        self._enqueue((future, func, args, kwargs))
+        # Most calls have no keyword arguments: one shared empty dict for all
+        # of them keeps a queued job 64 bytes smaller.
+        self._enqueue((future, func, args, kwargs or _NO_KWARGS))
         return future
 
-    def _enqueue(self, job: tuple[Future[Any], Callable[..., Any], tuple[Any, ...],
-                                  dict[str, Any]]) -> None:
+    def _enqueue(self, job: tuple[Any, ...]) -> None:
         with self._lock:
             if self._closing:
                 # Checked under the lock: close() queues its exit markers under it.
@@ -130,18 +139,44 @@ class ThreadPool(PoolBase):
         if grow:
             self._start_thread()
 
-    def _call(self, func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        """Run ``func(*args, **kwargs)`` in the pool and wait for it: blocking()'s core.
+    def _call(self, hub: Any, admission: Admission, func: Callable[..., T],
+              args: tuple[Any, ...], kwargs: dict[str, Any], context: Context) -> T:
+        """Run ``func(*args, **kwargs)`` in the pool, in *context*, and wait: blocking()'s core.
 
-        *Switchpoint.* The waiting is set up before the job is queued, so
-        that once it is queued the caller parks (and lets the hub give the GIL
-        to the worker) with no more work in between: this is what makes a
-        blocking() call cheaper than ``gevent.threadpool``'s ``apply()``.
+        *Switchpoint.* For a greenlet of *hub* (not the hub itself). This is
+        the lean path: the job is a plain tuple ``(channel, context, func,
+        args, kwargs, waiter)`` -- no Future, no waker, no closure -- and the
+        worker hands the outcome straight to the caller's gevent ``Waiter``
+        through the hub's channel, before any bookkeeping of its own (see
+        :func:`_run_blocking_job`). The job is queued last, with the
+        caller ready to park, so the worker does not wait for the GIL behind
+        the caller's setup. *admission* lets the job into the pool, or holds
+        it in the hub until a call of the same hub leaves. Killed or timed out
+        while it waits, the caller leaves: a job still held in the hub never
+        runs; one in the pool runs on (a thread cannot be interrupted) and its
+        outcome is dropped.
         """
+        channel = hub_channel(hub)
+        waiter = Waiter(hub)
+        job = (channel, context, func, args, kwargs, waiter)
+        returned = False
+        channel.hold()
+        try:
+            admission.admit(job, self._enqueue)
+            result = waiter.get()
+            returned = True
+            return result
+        finally:
+            channel.release()
+            admission.leave(job, self._enqueue, _fail, returned)
+
+    def _call_from_thread(self, func: Callable[..., T], args: tuple[Any, ...],
+                          kwargs: dict[str, Any], context: Context) -> T:
+        """blocking() from a native thread with no hub: submit, and block that thread."""
         future: Future[T] = Future()
         waker = new_waker()
         future._callbacks = waker    # not shared with anyone yet: no lock needed
-        job = (future, func, args, kwargs)
+        job = (future, context.run, (func,) + args, kwargs)
         try:
             waker.wait(before=lambda: self._enqueue(job))
             while future._state < _DONE:
@@ -173,23 +208,23 @@ class ThreadPool(PoolBase):
         if not stranded:
             return
         error = Error('pool %s: cannot start a worker thread' % self._name)
-        for future in self._take_queued():
-            future.set_exception(error)
+        for owner in self._take_queued():
+            _fail(owner, error)
             with self._lock:
                 self._unfinished -= 1
         self._join_wakers.wake_all()
         self._close_wakers.wake_all()
 
-    def _take_queued(self) -> list[Future[Any]]:
-        """Empty the job queue; return the futures of the jobs it held."""
-        futures: list[Future[Any]] = []
+    def _take_queued(self) -> list[Any]:
+        """Empty the job queue; return who waits for each job it held (see _fail)."""
+        owners: list[Any] = []
         while True:
             try:
                 job = self._jobs.get_nowait()
             except Empty:
-                return futures
+                return owners
             if job.__class__ is tuple:      # not an exit marker
-                futures.append(job[0])
+                owners.append(job if type(job[0]) is HubChannel else job[0])
 
     def _work(self) -> None:
         """The loop of one worker thread: run jobs until told to exit."""
@@ -213,18 +248,24 @@ class ThreadPool(PoolBase):
                 if job.__class__ is not tuple:
                     retired = self._leave(job)
                     return
-                future, func, args, kwargs = job
                 callbacks = None
-                if future._set_running(None):
-                    current[ident] = future
-                    try:
-                        result = func(*args, **kwargs)
-                    except BaseException as exc:
-                        callbacks = future._settle(_FAILED, exc)
-                    else:
-                        callbacks = future._settle(_DONE, result)
+                if type(job[0]) is HubChannel:
+                    current[ident] = job
+                    _run_blocking_job(job)
                     current[ident] = None
-                del future, func, args, kwargs, job
+                    del job
+                else:
+                    future, func, args, kwargs = job
+                    if future._set_running(None):
+                        current[ident] = future
+                        try:
+                            result = func(*args, **kwargs)
+                        except BaseException as exc:
+                            callbacks = future._settle(_FAILED, exc)
+                        else:
+                            callbacks = future._settle(_DONE, result)
+                        current[ident] = None
+                    del future, func, args, kwargs, job
                 with lock:
                     self._unfinished -= 1
                     idle = not self._unfinished
@@ -316,12 +357,12 @@ class ThreadPool(PoolBase):
 
     def _after_fork_in_child(self) -> None:
         """Fail what the parent's threads held; start over with no threads."""
-        running = [future for future in self._current.values() if future is not None]
+        running = [owner for owner in self._current.values() if owner is not None]
         queued = self._take_queued()
         self._jobs = SimpleQueue()
         self._reset_state()
-        for future in running + queued:
-            future.set_exception(Error('pool %s: the process forked before this job '
+        for owner in running + queued:
+            _fail(owner, Error('pool %s: the process forked before this job '
                                        'completed; it will not complete in the child'
                                        % self._name))
         # Only the waiters of the thread that forked exist in the child.
@@ -335,6 +376,33 @@ class ThreadPool(PoolBase):
 def threads_alive() -> int:
     """Return how many worker threads all pools have (started or starting)."""
     return sum(len(pool) for pool in list(_live_pools))
+
+
+def _run_blocking_job(job: tuple[Any, ...]) -> None:
+    """Run a blocking() job and hand its outcome to the waiting greenlet.
+
+    The wake-up goes first: the worker's bookkeeping overlaps the hub waking
+    up. The outcome is switched (or thrown) into the caller's ``Waiter`` by
+    the hub's channel; a caller that has left by then drops it.
+    """
+    channel, context, func, args, kwargs, waiter = job
+    try:
+        result = context.run(func, *args, **kwargs)
+    except BaseException as exc:
+        # With its traceback: greenlet.throw(exc) alone would drop it.
+        channel.call(waiter.throw, type(exc), exc, exc.__traceback__)
+    else:
+        channel.call(waiter.switch, result)
+
+
+def _fail(owner: Any, error: BaseException) -> None:
+    """Fail a job that will never run: set its Future's exception, or raise
+    *error* in the greenlet that waits in blocking() for it."""
+    if type(owner) is tuple:
+        channel, waiter = owner[0], owner[5]
+        channel.call(waiter.throw, type(error), error, None)
+    else:
+        owner.set_exception(error)
 
 
 def _after_fork_in_child() -> None:

@@ -117,17 +117,16 @@ class HubChannel:
         pending = self.pending
         self.draining = True
         deadline = monotonic() + sys.getswitchinterval()
+        budget = DRAIN_SLICE
         try:
-            for _ in range(DRAIN_SLICE):
-                try:
-                    func, args = pending.popleft()
-                except IndexError:
-                    return
+            while pending:
+                func, args = pending.popleft()
                 try:
                     func(*args)
                 except:  # noqa: E722  # as the loop does for its callbacks
                     self.hub.handle_error(func, *sys.exc_info())
-                if monotonic() >= deadline:
+                budget -= 1
+                if not budget or monotonic() >= deadline:
                     break
             if pending:
                 # The rest in the next loop pass, after timers and IO.

@@ -230,3 +230,147 @@ def test_blocking_from_a_fiber_pool_job(pool_factory):
                             timeout=TIMEOUT))
     assert [value for value, _ in results] == [x * x for x in range(8)]
     assert MAIN_IDENT not in {ident for _, ident in results}
+
+
+# Cancellation, admission and context.
+
+def hold_until(gate, started=None, value=None):
+    if started is not None:
+        started.arrive()
+    assert gate.wait(TIMEOUT)
+    return value
+
+
+@pytest.mark.parametrize('how', ['timeout', 'kill'])
+def test_a_caller_that_gives_up_leaves_and_the_call_runs_on(how):
+    gate, done = threading.Event(), threading.Event()
+    started = Countdown(1)
+
+    def job():
+        started.arrive()
+        assert gate.wait(TIMEOUT)
+        done.set()
+
+    if how == 'timeout':
+        caller = gevent.spawn(lambda: gevent.with_timeout(0.05, blocking, job,
+                                                          timeout_value='timed out'))
+    else:
+        caller = gevent.spawn(blocking, job)
+        assert started.wait()
+        caller.kill(block=True, timeout=TIMEOUT)
+    try:
+        assert started.wait()
+        caller.join(TIMEOUT)
+        assert caller.dead
+        if how == 'timeout':
+            assert caller.value == 'timed out'
+        else:
+            assert isinstance(caller.value, gevent.GreenletExit)
+    finally:
+        gate.set()
+    assert done.wait(TIMEOUT)
+    assert blocking(abs, -4) == 4      # the pool and the admission are whole again
+
+
+def test_calls_beyond_the_admission_bound_queue_first_come_first_served():
+    from gruvi_gevent.blocking import ADMITTED_PER_THREAD
+    bound = ADMITTED_PER_THREAD * IO_SIZE
+    gate = threading.Event()
+    started = Countdown(IO_SIZE)
+    pool = get_io_pool()
+
+    def job(i):
+        if i < IO_SIZE:
+            hold_until(gate, started)
+        return i
+
+    def caller(i):
+        return blocking(job, i)
+
+    callers = [gevent.spawn(caller, i) for i in range(3 * bound)]
+    try:
+        assert started.wait()
+        gevent.sleep(0.05)  # let every caller reach blocking()
+        admission = gevent.get_hub()._gruvi_gevent_admission
+        # Only the bound is in the pool; the rest queue in the hub, in order.
+        assert pool._unfinished == bound
+        assert len(admission.overflow) == 2 * bound
+        queued = [job[-1].greenlet for job in admission.overflow]   # (..., waiter)
+        assert queued == callers[bound:]
+    finally:
+        gate.set()
+    assert [c.get(timeout=TIMEOUT) for c in callers] == list(range(3 * bound))
+    assert admission.free == bound and not admission.overflow
+
+
+def test_a_caller_timed_out_beyond_the_admission_bound_withdraws_its_call():
+    from gruvi_gevent.blocking import ADMITTED_PER_THREAD
+    bound = ADMITTED_PER_THREAD * IO_SIZE
+    gate = threading.Event()
+    started = Countdown(IO_SIZE)
+    ran = []
+    holders = [gevent.spawn(blocking, hold_until, gate, started, i) for i in range(bound)]
+    try:
+        assert started.wait()
+        gevent.sleep(0.05)
+        admission = gevent.get_hub()._gruvi_gevent_admission
+        with pytest.raises(gevent.Timeout):
+            with gevent.Timeout(0.05):
+                blocking(ran.append, 'withdrawn')
+        assert not admission.overflow      # the timed-out call will never run
+        late = gevent.spawn(blocking, abs, -2)
+        gevent.sleep(0.01)
+        assert len(admission.overflow) == 1
+    finally:
+        gate.set()
+    assert [h.get(timeout=TIMEOUT) for h in holders] == list(range(bound))
+    assert late.get(timeout=TIMEOUT) == 2
+    assert admission.free == bound
+    assert blocking(list, ran) == []    # after the late call: the withdrawn one never ran
+
+
+def test_no_caller_is_starved_under_a_thousand_callers():
+    calls = [0] * 1000
+    stop = []
+
+    def caller(i):
+        while not stop:
+            blocking(abs, i)
+            calls[i] += 1
+
+    callers = [gevent.spawn(caller, i) for i in range(1000)]
+    deadline = gevent.get_hub().loop.now() + 30
+    while min(calls) < 3 and gevent.get_hub().loop.now() < deadline:
+        gevent.sleep(0.05)
+    stop.append(True)
+    gevent.joinall(callers, timeout=TIMEOUT, raise_error=True)
+    # First come, first served: everyone takes turns, nobody waits out the others.
+    assert min(calls) >= 3
+    assert max(calls) <= 3 * min(calls) + 3, (min(calls), max(calls))
+
+
+def test_blocking_runs_in_a_copy_of_the_callers_context():
+    import contextvars
+    request_id = contextvars.ContextVar('request_id', default=None)
+
+    def job():
+        seen = request_id.get()
+        request_id.set('changed in the job')
+        return seen
+
+    def in_greenlet(value):
+        request_id.set(value)
+        seen = blocking(job)
+        return seen, request_id.get()
+
+    assert gevent.spawn(in_greenlet, 'req-1').get(timeout=TIMEOUT) == ('req-1', 'req-1')
+    # From a native thread, and inline in an IO-pool thread, alike.
+    in_thread = Future()
+    thread = threading.Thread(target=lambda: in_thread.set_result(
+        contextvars.copy_context().run(in_greenlet, 'req-2')))
+    thread.start()
+    thread.join(TIMEOUT)
+    assert in_thread.result(timeout=TIMEOUT) == ('req-2', 'req-2')
+    nested = get_io_pool().submit(contextvars.copy_context().run, in_greenlet,
+                                  'req-3').result(timeout=TIMEOUT)
+    assert nested == ('req-3', 'req-3')
