@@ -14,10 +14,16 @@ import pytest
 EXPECTED_CASES = [
     'fiberpool-vs-gevent-pool',
     'fiberpool-vs-asyncio',
+    'fiberpool-vs-asyncio-await-each',
     'fiberpool-map-vs-imap',
     'threadpool-vs-gevent-threadpool',
+    'threadpool-windowed-vs-gevent-threadpool',
     'threadpool-vs-executor',
     'blocking-vs-apply',
+    'blocking-100-greenlets-vs-apply',
+    'blocking-1000-greenlets-ticker-vs-apply',
+    'blocking-context-copy',
+    'threadpool-queued-job-memory',
     'as-completed-scaling',
     'future-memory-vs-concurrent',
     'future-memory-vs-asyncio',
@@ -34,7 +40,7 @@ NO_ANCHOR = {'fiberpool-100k-sleepers'}
 @pytest.mark.timeout(150)
 def test_quick_run_reports_every_case_with_positive_figures():
     proc = subprocess.run(
-        [sys.executable, '-m', 'gruvi_gevent.bench', '--quick', '--json'],
+        [sys.executable, '-m', 'gruvi_gevent.bench', '--quick', '--rounds', '2', '--json'],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -55,6 +61,17 @@ def test_quick_run_reports_every_case_with_positive_figures():
             assert row['anchor'] > 0, name
             assert row['ratio'] > 0, name
             assert all(value > 0 for value in row['anchor_rounds']), name
+            # One ratio per round, and their median beside the best.
+            assert len(row['anchor_rounds']) == len(row['ours_rounds']), name
+            assert row['median_ratio'] > 0, name
+    # The concurrency table: every size, job and side, with calls made.
+    table = report['concurrency']
+    cells = {(row['greenlets'], row['job'], row['side']) for row in table}
+    assert cells == {(greenlets, job, side) for greenlets in (1, 10, 100, 1000)
+                     for job in ('tiny', 'sleep 1 ms') for side in ('blocking()', 'apply()')}
+    for row in table:
+        assert row['calls_per_second'] > 0, row
+        assert row['call_p99_ms'] >= row['call_p50_ms'] > 0, row
     # The progress line names each case on stderr.
     for name in EXPECTED_CASES:
         assert name in proc.stderr
