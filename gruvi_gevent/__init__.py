@@ -20,6 +20,11 @@ from .processpool import ProcessPool
 from .executorpool import ExecutorPool
 from .blocking import blocking, get_cpu_pool, get_io_pool, get_process_pool, stop_idle_threads
 from . import adapters  # noqa: F401  (registers the IWaitable adapters)
+from . import monkey as _monkey
+
+# Under gevent's monkey patching, locks that pool threads can share with
+# greenlets (see gruvi_gevent.monkey).
+_monkey._install()
 
 __all__ = [
     'Future', 'PoolBase', 'FiberPool', 'ThreadPool', 'ProcessPool', 'ExecutorPool',

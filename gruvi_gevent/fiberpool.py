@@ -22,7 +22,6 @@ from greenlet import getcurrent
 
 from .errors import Cancelled
 from .future import _DONE, _FAILED, Future
-from .logs import note_hub
 from .pool import PoolBase
 from .wakeup import get_ident, hub_channel, run_in_hub
 
@@ -76,7 +75,6 @@ class FiberPool(PoolBase):
                  name: str | None = None) -> None:
         super().__init__(maxsize, minsize, name)
         self._hub = hub = get_hub()
-        note_hub(hub)
         self._loop = hub.loop
         self._channel = hub_channel(hub)     # for calls from other threads
         self._ident = hub.thread_ident

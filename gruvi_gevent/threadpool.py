@@ -11,8 +11,9 @@ is started by one thread of the library's, the spawner (see
 :mod:`gruvi_gevent.spawner`), on its own hub.
 
 No pool thread ever takes a lock that greenlets also take: the pool's lock,
-its queue and the futures' lock are original OS primitives, and log records
-made in a pool thread are handed to the main hub (see :mod:`gruvi_gevent.logs`).
+its queue and the futures' lock are original OS primitives. Under monkey
+patching, the locks that legacy code running in the pool shares with greenlets
+(logging's among them) are the library's own (see :mod:`gruvi_gevent.monkey`).
 """
 
 import os
@@ -22,13 +23,11 @@ from contextvars import Context
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from gevent import monkey
-from gevent._hub_local import get_hub_if_exists
 from gevent._waiter import Waiter
 
 from .errors import Error
 from .future import _DONE, _FAILED, Future, _run_callbacks
 from .admission import Admission
-from .logs import note_hub
 from .pool import PoolBase
 from .spawner import start_worker
 from .wakeup import GreenletWaker, HubChannel, allocate_lock, get_ident, hub_channel, new_waker
@@ -93,9 +92,6 @@ class ThreadPool(PoolBase):
                  name: str | None = None) -> None:
         super().__init__(maxsize, minsize, name)
         self._jobs = SimpleQueue()      # (future, func, args, kwargs), or None: exit
-        hub = get_hub_if_exists()
-        if hub is not None:
-            note_hub(hub)               # so pool threads can hand log records to it
         self._reset_state()
         _live_pools.add(self)
         for _ in range(minsize):

@@ -204,3 +204,23 @@ def run_python(code, timeout=60):
     """Run *code* in a fresh interpreter; return the CompletedProcess (text output)."""
     return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], timeout=timeout,
                           capture_output=True, text=True)
+
+
+# A child that hangs dumps the stacks of its threads and exits after this long.
+WATCHDOG = 20
+
+_WATCHDOG_PRELUDE = '''\
+import faulthandler, sys
+faulthandler.dump_traceback_later(%d, exit=True, file=sys.__stderr__)
+''' % WATCHDOG
+
+
+def check_python(code, timeout=60):
+    """Run *code* in a fresh interpreter under a watchdog; return its output's words.
+
+    The child must exit with status 0; a child that hangs dumps its stacks
+    and fails after ``WATCHDOG`` seconds instead of stalling the suite.
+    """
+    result = run_python(_WATCHDOG_PRELUDE + textwrap.dedent(code), timeout=timeout)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    return result.stdout.split()

@@ -1,22 +1,6 @@
 """Behaviour under gevent.monkey.patch_all(), each in a fresh interpreter."""
 
-import textwrap
-
-from pool_helpers import run_python
-
-# A child that hangs dumps the stacks of its threads and exits after this long.
-WATCHDOG = 20
-
-PRELUDE = '''\
-import faulthandler, sys
-faulthandler.dump_traceback_later(%d, exit=True, file=sys.__stderr__)
-''' % WATCHDOG
-
-
-def check(code):
-    result = run_python(PRELUDE + textwrap.dedent(code))
-    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    return result.stdout.split()
+from pool_helpers import check_python as check
 
 
 def test_blocking_of_a_really_blocking_call_runs_on_another_thread_while_the_hub_ticks():
