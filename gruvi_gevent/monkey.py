@@ -9,7 +9,8 @@ documentation). Running legacy code through ``blocking()`` or a
 correct for both (:mod:`gruvi_gevent._locks`) where patched ``threading`` and
 ``_thread`` hand out locks, puts back the standard library's
 ``threading.Event`` and ``queue`` classes (which then run on those locks),
-and swaps the locks that ``logging`` already holds.
+swaps the locks that ``logging`` already holds, and makes ``subprocess``
+work in threads other than the main one (:mod:`gruvi_gevent._subprocess`).
 
 This happens by default: ``import gruvi_gevent`` does it when ``threading`` is
 patched already, and gevent's ``patch_all()`` called after that import does
@@ -54,7 +55,7 @@ def patch_all(*args: Any, **kwargs: Any) -> Any:
     anything creates a lock, instead of gevent's own.
     """
     result = monkey.patch_all(*args, **kwargs)
-    patch_locks()
+    _patch()
     return result
 
 
@@ -101,14 +102,22 @@ def _swap_logging_locks() -> None:
             handler.lock = RLock()
 
 
+def _patch() -> None:
+    """Everything this module does, for whatever gevent has patched."""
+    patch_locks()
+    if monkey.is_object_patched('subprocess', 'Popen'):
+        from . import _subprocess
+        _subprocess.install()
+
+
 def _after_gevent_patch_all(event: object) -> None:
     # A gevent patch event subscriber: patch_all() after our import.
     if isinstance(event, gevent.events.GeventDidPatchAllEvent):
-        patch_locks()
+        _patch()
 
 
 def _install() -> None:
-    """Patch the locks now if gevent has patched threading, and whenever it does later."""
+    """Patch now what gevent has patched, and again whenever its patch_all() runs later."""
     if _after_gevent_patch_all not in gevent.events.subscribers:
         gevent.events.subscribers.append(_after_gevent_patch_all)
-    patch_locks()
+    _patch()
