@@ -763,6 +763,35 @@ case('daskpool-vs-dask', 'client.submit(pure=False), then result() each',
      goal=1.0)(_bench_scaling.daskpool_vs_dask)
 
 
+@case('lock-vs-gevent-lock', "gevent's patched threading.Lock (gevent.thread.LockType)",
+      goal=1.5)
+def lock_vs_gevent_lock(run):
+    """200,000 uncontended acquire/release pairs of the lock installed under monkey patching.
+
+    ``gruvi_gevent.monkey`` replaces gevent's patched ``threading.Lock`` with
+    one that greenlets and native threads can share; the common, uncontended
+    case must stay about as cheap as gevent's.
+    """
+    from gevent.thread import LockType
+    from ._locks import Lock
+    n = run.size(200_000, 50_000)
+
+    def pairs(lock):
+        def timed():
+            count = 0
+            start = perf_counter()
+            for _ in range(n):
+                with lock:
+                    count += 1
+            elapsed = perf_counter() - start
+            check('acquisitions', count, n)
+            return elapsed
+        return timed
+
+    ours, anchor = run.alternate(pairs(Lock()), pairs(LockType()))
+    return Outcome.from_rounds(ours, anchor, 'ns/pair', 1e9 / n, details={'pairs': n})
+
+
 # The concurrency table: blocking() and apply() under 1 to 1,000 callers.
 
 def _sleep_job(i):

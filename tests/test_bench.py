@@ -31,6 +31,7 @@ EXPECTED_CASES = [
     'processpool-vs-executor',
     'processpool-speedup',
     'daskpool-vs-dask',
+    'lock-vs-gevent-lock',
 ]
 
 # The only case with nothing to compare with.
