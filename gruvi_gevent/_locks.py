@@ -75,12 +75,14 @@ class Lock:
         *Switchpoint* when the lock is held: a greenlet parks until it is
         released (or *timeout* seconds pass), a native thread blocks.
         """
+        if timeout == -1:
+            if self._block.acquire(False):
+                return True
+            return self._park(None) if blocking else False
+        _check_acquire_args(blocking, timeout)
         if self._block.acquire(False):
             return True
-        _check_acquire_args(blocking, timeout)
-        if not blocking:
-            return False
-        return self._park(None if timeout == -1 else monotonic() + timeout)
+        return self._park(monotonic() + timeout)
 
     def _park(self, deadline: float | None) -> bool:
         """Wait for the lock until *deadline* (None: for ever); see the module docstring."""
