@@ -192,3 +192,55 @@ def test_library_logging_from_a_pool_made_before_the_main_hub():
         print(len(done), len(pending),
               sum('a done callback failed' in line for line in lines) >= 300)
     ''') == ['300', '0', 'True']
+
+
+def test_gevent_patch_all_after_the_import_installs_the_locks_too():
+    # import gruvi_gevent first, gevent's patch_all() later: gevent's patch
+    # event installs the locks, and a logging setup made before it works.
+    assert check_python('''
+        import logging, os, tempfile
+        LOG_FILE = os.path.join(tempfile.mkdtemp(), 'app.log')
+        logging.basicConfig(filename=LOG_FILE, level=logging.INFO, format='%(message)s')
+        import gruvi_gevent
+        from gruvi_gevent import blocking
+        from gevent import monkey
+        monkey.patch_all()
+        import threading
+        import gevent
+        log = logging.getLogger('app')
+
+        def from_thread(i):
+            for j in range(1500):
+                log.info('thread %d %d', i, j)
+
+        jobs = [gevent.spawn(blocking, from_thread, i) for i in range(4)]
+        jobs += [gevent.spawn(lambda: [log.info('greenlet') or gevent.sleep(0) for _ in range(200)])
+                 for _ in range(4)]
+        gevent.joinall(jobs, raise_error=True)
+        logging.shutdown()
+        with open(LOG_FILE) as file:
+            print(len(file.readlines()), type(threading.Lock()).__module__)
+    ''') == ['6800', 'gruvi_gevent._locks']
+
+
+def test_our_patch_all_leaves_no_window_for_gevent_locks():
+    # A lock made right after patching, before anything imports the rest of
+    # the library, is one of ours when the program patches through us.
+    assert check_python('''
+        from gruvi_gevent import monkey
+        print(monkey.patch_locks())          # nothing patched yet: nothing to do
+        monkey.patch_all()
+        import threading
+        early = threading.RLock()
+        import gevent
+        from gruvi_gevent import blocking
+        count = [0]
+
+        def work():
+            for _ in range(20000):
+                with early:
+                    count[0] += 1
+
+        gevent.joinall([gevent.spawn(blocking, work) for _ in range(4)], raise_error=True)
+        print(count[0], type(early).__name__, monkey.patch_locks())
+    ''') == ['False', '80000', 'RLock', 'True']
