@@ -38,6 +38,7 @@ __all__ = ['patch_all', 'patch_locks']
 _LOCK_SITES: list[tuple[Any, str, Any]] = [
     (sys.modules['_thread'], 'allocate_lock', Lock),
     (sys.modules['_thread'], 'LockType', Lock),
+    (sys.modules['_thread'], 'lock', Lock),          # Python >= 3.13
     (threading, 'Lock', Lock),
     (threading, '_allocate_lock', Lock),
     (threading, 'RLock', RLock),
@@ -78,7 +79,8 @@ def patch_locks() -> bool:
     if not monkey.is_module_patched('threading'):
         return False
     for module, name, value in _LOCK_SITES:
-        setattr(module, name, value)
+        if hasattr(module, name):
+            setattr(module, name, value)
     if monkey.is_object_patched('threading', 'Event'):
         setattr(threading, 'Event', monkey.get_original('threading', 'Event'))
     if monkey.is_module_patched('queue'):
