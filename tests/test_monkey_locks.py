@@ -136,18 +136,19 @@ def test_condition_event_and_semaphore_between_greenlets_and_pool_threads():
         slots = threading.BoundedSemaphore(2)
         inside = [0, 0]     # now, most at once
 
-        def use_slot():
+        def use_slot(in_greenlet):
             with slots:
                 inside[0] += 1
                 inside[1] = max(inside)
-                gevent.sleep(0) if gevent.getcurrent() is not None else None
+                if in_greenlet:
+                    gevent.sleep(0)     # others come in meanwhile
                 inside[0] -= 1
 
-        def waiter(i):
+        def waiter(i, in_greenlet):
             with cond:
                 assert cond.wait_for(lambda: ready, timeout=10)
             assert event.wait(10)
-            use_slot()
+            use_slot(in_greenlet)
             return i
 
         def notifier():
@@ -157,8 +158,8 @@ def test_condition_event_and_semaphore_between_greenlets_and_pool_threads():
             event.set()
 
         with ThreadPool(4) as pool:
-            threads = [pool.submit(waiter, i) for i in range(4)]
-            greenlets = [gevent.spawn(waiter, i) for i in range(4, 8)]
+            threads = [pool.submit(waiter, i, False) for i in range(4)]
+            greenlets = [gevent.spawn(waiter, i, True) for i in range(4, 8)]
             gevent.sleep(0.05)
             blocking(notifier)
             got = sorted([f.result(timeout=10) for f in threads] +
