@@ -98,7 +98,12 @@ def _fork_exec_watched(*args: Any) -> int:
             _exits[pid] = exited
             started.set_result(pid)
 
-    run_in_hub(hub, fork_in_hub)
+    try:
+        run_in_hub(hub, fork_in_hub)
+    except RuntimeError:
+        # The main hub never waited on another thread, so it has no channel
+        # to take calls from one: fork here (its loop may then reap the child).
+        return _real_fork_exec(*args)
     return started.result()
 
 
