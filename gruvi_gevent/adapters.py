@@ -49,9 +49,14 @@ adapter_hooks.append(_adapter_hook)
 class _Link:
     """One done callback of an adapted object; also its handle."""
 
-    __slots__ = ('func', 'args', 'active')
+    __slots__ = ('source',   # the object linked to: only its adapter may remove this
+                 'func',     # the callback
+                 'args',     # its positional arguments
+                 'active')   # False once called or removed
 
-    def __init__(self, func: Callable[..., object], args: tuple[Any, ...]) -> None:
+    def __init__(self, source: object, func: Callable[..., object],
+                 args: tuple[Any, ...]) -> None:
+        self.source = source
         self.func = func
         self.args = args
         self.active = True
@@ -75,10 +80,11 @@ class _Adapter:
         return '<%s for %r>' % (type(self).__name__, self.obj)
 
     @staticmethod
-    def _new_link(callback: Callable[..., object], args: tuple[Any, ...]) -> _Link:
+    def _new_link(source: object, callback: Callable[..., object],
+                  args: tuple[Any, ...]) -> _Link:
         if not callable(callback):
             raise TypeError('callback must be callable, got %r' % (callback,))
-        return _Link(callback, args)
+        return _Link(source, callback, args)
 
 
 @implementer(IWaitable)
@@ -93,7 +99,7 @@ class GeventWaitable(_Adapter):
 
     def add_done_callback(self, callback: Callable[..., object], *args: Any) -> object | None:
         """Call ``callback(*args)`` once the object is ready (at once if it is)."""
-        link = self._new_link(callback, args)
+        link = self._new_link(self._linkable, callback, args)
         if self._ready():
             link()
             return None
@@ -101,8 +107,11 @@ class GeventWaitable(_Adapter):
         return link
 
     def remove_done_callback(self, handle: Any) -> None:
-        """Remove a callback added by :meth:`add_done_callback`; None or twice is fine."""
-        if handle is None:
+        """Remove a callback added by :meth:`add_done_callback`; None or twice is fine.
+
+        A handle of another object is ignored.
+        """
+        if handle is None or handle.source is not self._linkable:
             return
         handle.active = False
         self._linkable.unlink(handle)
@@ -132,7 +141,7 @@ class ConcurrentFutureWaitable(_Adapter):
 
     def add_done_callback(self, callback: Callable[..., object], *args: Any) -> object | None:
         """Call ``callback(*args)`` once the future is done (at once if it is)."""
-        link = self._new_link(callback, args)
+        link = self._new_link(self.obj, callback, args)
         future = self.obj
         with future._condition:
             if not future.done():
@@ -143,11 +152,14 @@ class ConcurrentFutureWaitable(_Adapter):
         return None
 
     def remove_done_callback(self, handle: Any) -> None:
-        """Remove a callback added by :meth:`add_done_callback`; None or twice is fine."""
-        if handle is None:
+        """Remove a callback added by :meth:`add_done_callback`; None or twice is fine.
+
+        A handle of another object is ignored.
+        """
+        if handle is None or handle.source is not self.obj:
             return
         handle.active = False
-        future = self.obj
+        future: 'concurrent.futures.Future[Any]' = self.obj
         with future._condition:
             if future.done():
                 return

@@ -59,7 +59,8 @@ import pytest
 
 from . import FiberPool, Future, PoolBase, ThreadPool, Timeout
 from .spawner import spawner_ident
-from .testing import _Counting, run_in_greenlet
+from .testing import run_in_greenlet
+from .testing.recording import _Counting
 
 __all__ = ['POOL_CLOSE_TIMEOUT', 'LEAK_GRACE', 'GEVENT_TIMEOUT']
 

@@ -19,19 +19,20 @@ from zope.interface import classImplementsOnly
 
 from gruvi_gevent import Future, Timeout, as_completed, wait
 from gruvi_gevent.interfaces import IWaitable
+from gruvi_gevent.testing import DEFAULT_TIMEOUT as TIMEOUT
 from gruvi_gevent.testing import (
-    CHECKS, CountingProxy, RecordingWaitable, WaitableConformance, check_already_ready,
-    check_as_completed, check_callbacks_called_once, check_interface, check_ready_from_thread,
-    check_remove, check_remove_after_ready, check_wait, check_waitable, run_in_greenlet,
+    CHECKS, THREAD_CHECKS, CountingProxy, RecordingWaitable, WaitableConformance,
+    check_add_races_ready, check_already_ready, check_as_completed, check_callbacks_called_once,
+    check_foreign_handle, check_interface, check_ready_from_thread,
+    check_raising_callback, check_remove, check_remove_after_ready,
+    check_remove_releases, check_wait, check_waitable, run_in_greenlet,
     run_in_native_thread, waitable_of)
 from gruvi_gevent.wakeup import get_ident
 
+from latches import CallsTwice
+
 pytest_plugins = ['pytester']
 
-# How long a test waits for something that should happen.
-TIMEOUT = 10
-# The kit's timeout in tests that expect it to give up (a broken waitable).
-BROKEN_TIMEOUT = 0.3
 
 
 # The kinds of waitables of the library, each as (make, make_ready, make_ready_from_thread).
@@ -299,9 +300,14 @@ def test_check_functions_are_exported():
     import gruvi_gevent.testing as testing
     for name in testing.__all__:
         assert hasattr(testing, name), name
-    assert set(CHECKS) | {check_ready_from_thread} == {
+    assert set(CHECKS) | set(THREAD_CHECKS) == {
         check_interface, check_callbacks_called_once, check_remove, check_already_ready,
-        check_remove_after_ready, check_wait, check_as_completed, check_ready_from_thread}
+        check_remove_after_ready, check_foreign_handle, check_raising_callback,
+        check_remove_releases, check_wait, check_as_completed, check_ready_from_thread,
+        check_add_races_ready}
+    assert {check.__name__ for check in CHECKS + THREAD_CHECKS} == {
+        'check_' + name[len('test_'):] for name in dir(WaitableConformance)
+        if name.startswith('test_')}
 
 
 def test_kit_leaves_every_object_ready():
@@ -363,160 +369,6 @@ def test_waitable_of():
     assert waitable_of(duck) is duck
     with pytest.raises(TypeError, match='object is not waitable'):
         waitable_of(object())
-
-
-# Broken waitables fail the kit.
-
-class _Broken(RecordingWaitable):
-    """A RecordingWaitable with one breach of the contract (in a subclass)."""
-
-
-class CallsTwice(_Broken):
-    def make_ready(self):
-        with self._lock:
-            registrations = list(self._live)
-        super().make_ready()
-        for registration in registrations:
-            registration.callback(*registration.args)
-
-
-class ForgetsRemoval(_Broken):
-    def remove_done_callback(self, handle):
-        self.remove_count += 1
-
-
-class DropsArgs(_Broken):
-    def add_done_callback(self, callback, *args):
-        return super().add_done_callback(callback)
-
-
-class DropsSecondRegistration(_Broken):
-    """Keeps one registration per callable (a dict keyed by the callback)."""
-
-    def add_done_callback(self, callback, *args):
-        for registration in list(self._live):
-            if registration.callback == callback:
-                self.remove_done_callback(registration)
-        return super().add_done_callback(callback, *args)
-
-
-class NotAtOnceWhenReady(_Broken):
-    def add_done_callback(self, callback, *args):
-        if self.ready:
-            return self._register(callback, args)       # registered, never called
-        return super().add_done_callback(callback, *args)
-
-
-class HandleWhenReady(_Broken):
-    def add_done_callback(self, callback, *args):
-        handle = super().add_done_callback(callback, *args)
-        return object() if handle is None else handle
-
-
-class StaleRemoveRaises(_Broken):
-    def remove_done_callback(self, handle):
-        if handle is None:
-            return
-        if handle not in self._live:
-            raise KeyError(handle)
-        super().remove_done_callback(handle)
-
-
-class NoneRemoveRaises(_Broken):
-    def remove_done_callback(self, handle):
-        if handle is None:
-            raise TypeError('no handle')
-        super().remove_done_callback(handle)
-
-
-class AcceptsAnyCallback(_Broken):
-    def add_done_callback(self, callback, *args):
-        if not callable(callback):
-            return None
-        return super().add_done_callback(callback, *args)
-
-
-class CallsBackWhenNotReady(_Broken):
-    """Calls every callback at once, ready or not."""
-
-    def add_done_callback(self, callback, *args):
-        callback(*args)
-        return None
-
-
-class NeverCallsBack(_Broken):
-    def make_ready(self):
-        with self._lock:
-            self._ready = True
-            self._live.clear()
-        return True
-
-
-class LosesWakeUpFromThread(_Broken):
-    """Made ready in a foreign thread, it only sets a flag: the callbacks wait for
-    the owner thread to call add_done_callback again (a polling design)."""
-
-    def __init__(self):
-        super().__init__()
-        self._owner = get_ident()
-
-    def make_ready(self):
-        if get_ident() == self._owner:
-            return super().make_ready()
-        self._flagged = True
-        return True
-
-    def add_done_callback(self, callback, *args):
-        if getattr(self, '_flagged', False) and get_ident() == self._owner:
-            super().make_ready()
-        return super().add_done_callback(callback, *args)
-
-
-def _ready(waitable):
-    waitable.make_ready()
-
-
-BROKEN = [
-    (CallsTwice, check_callbacks_called_once, 'expected one call'),
-    (ForgetsRemoval, check_remove, 'removed from .* was called'),
-    (DropsArgs, check_callbacks_called_once, 'expected one call with'),
-    (DropsSecondRegistration, check_callbacks_called_once, 'was not called'),
-    (NotAtOnceWhenReady, check_already_ready, 'to be called at once'),
-    (HandleWhenReady, check_already_ready, 'instead of None'),
-    (StaleRemoveRaises, check_remove, 'removing a handle twice'),
-    (StaleRemoveRaises, check_remove_after_ready, 'after its callback was called'),
-    (NoneRemoveRaises, check_remove, 'remove_done_callback\\(None\\)'),
-    (AcceptsAnyCallback, check_interface, 'not callable'),
-    (CallsBackWhenNotReady, check_callbacks_called_once, 'make\\(\\) must return an object '
-                                                         'that is not ready'),
-    (NeverCallsBack, check_callbacks_called_once, 'was not called after make_ready'),
-    (NeverCallsBack, check_wait, 'was not woken within'),
-    (NeverCallsBack, check_as_completed, 'did not yield'),
-]
-
-
-@pytest.mark.parametrize('cls, check, message', BROKEN,
-                         ids=['%s-%s' % (cls.__name__, check.__name__)
-                              for cls, check, message in BROKEN])
-def test_broken_waitable_fails_the_check(cls, check, message):
-    with pytest.raises(AssertionError, match=message):
-        check(cls, _ready, timeout=BROKEN_TIMEOUT)
-
-
-@pytest.mark.parametrize('cls', sorted({cls for cls, _, _ in BROKEN}, key=lambda c: c.__name__),
-                         ids=lambda cls: cls.__name__)
-def test_broken_waitable_fails_check_waitable(cls):
-    with pytest.raises(AssertionError):
-        check_waitable(cls, _ready, _ready, timeout=BROKEN_TIMEOUT)
-
-
-def test_lost_wake_up_from_thread_fails_the_thread_check():
-    # The same object passes everything that happens in the owner thread...
-    for check in CHECKS:
-        check(LosesWakeUpFromThread, _ready, timeout=TIMEOUT)
-    # ... and fails when a native thread makes it ready.
-    with pytest.raises(AssertionError, match='was not woken within .* when a native thread'):
-        check_ready_from_thread(LosesWakeUpFromThread, _ready, timeout=BROKEN_TIMEOUT)
 
 
 # RecordingWaitable.
@@ -649,7 +501,7 @@ def test_counting_proxy_counts_stray_calls():
     proxy = CountingProxy(inner)
     calls = []
     proxy.add_done_callback(calls.append, 'once')
-    inner.make_ready()
+    inner.open()
     assert calls == ['once']
     assert proxy.stray_calls == 1
 
@@ -959,7 +811,7 @@ def test_conformance_class_in_a_run_of_its_own(inner):
 
             make_ready_from_thread = make_ready
 
-        class TestGoodWithoutThread(_Abstract):
+        class TestGoodWithoutThreadMaker(_Abstract):
             __test__ = True
 
             def make(self):
@@ -967,6 +819,9 @@ def test_conformance_class_in_a_run_of_its_own(inner):
 
             def make_ready(self, waitable):
                 waitable.make_ready()
+
+        class TestOptedOutOfThreads(TestGoodWithoutThreadMaker):
+            threads = False
 
         class CallsTwice(RecordingWaitable):
             def make_ready(self):
@@ -985,17 +840,24 @@ def test_conformance_class_in_a_run_of_its_own(inner):
                 waitable.make_ready()
     ''')
     result = _run(inner, '-v')
-    tests = ['interface', 'callbacks_called_once', 'remove', 'already_ready',
-             'remove_after_ready', 'wait', 'as_completed', 'ready_from_thread']
-    result.stdout.fnmatch_lines_random(
-        ['*TestGood::test_%s PASSED*' % name for name in tests])
-    result.stdout.fnmatch_lines(['*TestGoodWithoutThread::test_ready_from_thread SKIPPED*'])
+    tests = [name[len('test_'):] for name in dir(WaitableConformance) if name.startswith('test_')]
+    assert len(tests) == 12
+    for cls in ('TestGood', 'TestGoodWithoutThreadMaker'):
+        result.stdout.fnmatch_lines_random(
+            ['*%s::test_%s PASSED*' % (cls, name) for name in tests])
+    result.stdout.fnmatch_lines_random([
+        '*TestOptedOutOfThreads::test_ready_from_thread SKIPPED*',
+        '*TestOptedOutOfThreads::test_add_races_ready SKIPPED*',
+        '*NOT CHECKED: TestOptedOutOfThreads sets threads = False, so '
+        'check_ready_from_thread() did not run*'])
     result.stdout.fnmatch_lines(['*TestCallsTwice::test_callbacks_called_once FAILED*'])
+    result.stdout.fnmatch_lines(["*AssertionError: callback(*args) registered on <CallsTwice*: "
+                                 "expected one call with ('one', 2, None), got*"])
     assert 'TestBaseClass::' not in result.stdout.str()
     assert '_Abstract::' not in result.stdout.str()
     outcomes = result.parseoutcomes()
-    assert outcomes['passed'] + outcomes.get('failed', 0) + outcomes['skipped'] == 3 * len(tests)
-    assert outcomes['skipped'] == 2     # TestGoodWithoutThread, TestCallsTwice: no thread
+    assert outcomes['passed'] + outcomes['failed'] + outcomes['skipped'] == 4 * len(tests)
+    assert outcomes['skipped'] == 2     # TestOptedOutOfThreads: its two thread tests
 
 
 def test_plugin_can_be_disabled(inner):
