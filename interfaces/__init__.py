@@ -19,6 +19,22 @@ class IWaitable(Interface):
     What "ready" means depends on the object: a future is ready when its
     result is set, an event when its flag is set, a fiber when it has
     terminated, a process when the child has exited.
+
+    The rules, all checked by the conformance kit of ``gruvi_gevent.testing``:
+
+    * every callback is called exactly once, with its own arguments, and
+      never before the object is ready;
+    * handles are private to the object that issued them: passing one to
+      another object's :meth:`remove_done_callback` removes none of that
+      object's callbacks (it is ignored, or refused with an exception);
+    * adding a callback and becoming ready may race from different threads:
+      a callback added meanwhile is called, at once or when the object
+      becomes ready, never lost;
+    * a callback that raises does not stop the others from being called
+      (where its error goes is the object's choice: logged, or raised once
+      every callback has run);
+    * a removed callback is released at once, with its arguments, rather
+      than kept until the object becomes ready.
     """
 
     def add_done_callback(callback: Callable[..., object], *args: Any) -> object:
