@@ -5,14 +5,27 @@ and every method may be called from any thread. Each subclass breaks one rule
 of the IWaitable contract, so that the tests can show the conformance kit
 catching it. These tests run without monkey patching: ``threading.Lock`` is
 a real OS lock here.
+
+``UndeclaredWaitable`` is the kit's RecordingWaitable without the
+declaration: it has both methods but does not say it provides IWaitable
+(duck typing, which ``wait()`` accepts).
 """
 
 import threading
 
-from zope.interface import implementer
+from zope.interface import classImplementsOnly, implementer
 
 from gruvi_gevent.interfaces import IWaitable
+from gruvi_gevent.testing import RecordingWaitable
 from gruvi_gevent.wakeup import get_ident
+
+
+class UndeclaredWaitable(RecordingWaitable):
+    """A RecordingWaitable that does not declare IWaitable."""
+
+
+# zope would find IWaitable through the base class; cut the declaration off.
+classImplementsOnly(UndeclaredWaitable)
 
 
 @implementer(IWaitable)

@@ -23,9 +23,7 @@ import gevent.event
 import pytest
 
 from gruvi_gevent import Cancelled, FiberPool, Future, ThreadPool
-
-# Long enough never to fire on a healthy run, short enough to fail fast.
-TIMEOUT = 10
+from gruvi_gevent.testing import DEFAULT_TIMEOUT as TIMEOUT
 
 
 class Kind:

@@ -383,14 +383,14 @@ def test_wait_on_a_mix_of_everything(executor, beacon_adapter, counting):
         failed.set_exception(KeyError('x'))
         thread_gate.set()
         beacon.light()
-        waitable.set()
+        waitable.make_ready()
 
     try:
         gevent.spawn(producer)
         done, pending = wait(objects, timeout=30)
         assert pending == []
         assert sorted(map(id, done)) == sorted(map(id, objects))
-        assert waitable.count == 0
+        assert waitable.live_count == 0
     finally:
         process.wait(10)
 

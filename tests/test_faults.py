@@ -29,8 +29,8 @@ import pytest
 from gevent import GreenletExit
 
 from gruvi_gevent import Cancelled, FiberPool, ThreadPool
+from gruvi_gevent.testing import DEFAULT_TIMEOUT as TIMEOUT
 
-TIMEOUT = 10
 SCRIPT_TIMEOUT = 60
 MAXSIZE = 3
 

@@ -28,8 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gruvi_gevent import Future, Timeout, as_completed, wait
-
-TIMEOUT = 10
+from gruvi_gevent.testing import DEFAULT_TIMEOUT as TIMEOUT
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,

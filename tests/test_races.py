@@ -15,8 +15,8 @@ import gevent.event
 import pytest
 
 from gruvi_gevent import Cancelled, FiberPool, Future, ThreadPool, as_completed, wait
-
-TIMEOUT = 10
+from gruvi_gevent.testing import DEFAULT_TIMEOUT as TIMEOUT
+from gruvi_gevent.testing import run_in_native_thread
 
 POOLS = [pytest.param(FiberPool, id='fiber'), pytest.param(ThreadPool, id='thread')]
 
@@ -30,28 +30,9 @@ def fast_switching():
     sys.setswitchinterval(interval)
 
 
-class in_thread:
-    """Run ``func(*args)`` in a new native thread; ``outcome`` is a Future of what it returns."""
-
-    def __init__(self, func, *args):
-        self.outcome = Future()
-        self.thread = threading.Thread(target=self._run, args=(func, args), daemon=True)
-        self.thread.start()
-
-    def _run(self, func, args):
-        try:
-            self.outcome.set_result(func(*args))
-        except BaseException as exc:
-            self.outcome.set_exception(exc)
-
-
 def finish_threads(*runs):
-    """Wait (parked, not blocking the hub) for thread runs; return their results."""
-    results = [run.outcome.result(timeout=TIMEOUT) for run in runs]
-    for run in runs:
-        run.thread.join(TIMEOUT)
-        assert not run.thread.is_alive()
-    return results
+    """Wait (parked, not blocking the hub) for run_in_native_thread() runs; return their results."""
+    return [run.result(timeout=TIMEOUT) for run in runs]
 
 
 # close() while greenlets and native threads are still submitting.
@@ -103,12 +84,12 @@ def test_close_while_submitting(pool_class, closer):
                 if yield_every and not number % yield_every:
                     gevent.sleep(0)
 
-        threads = [in_thread(submit_until_refused, 0) for _ in range(2)]
+        threads = [run_in_native_thread(submit_until_refused, 0) for _ in range(2)]
         greenlets = [gevent.spawn(submit_until_refused, every) for every in (1, 3, 10, 50)]
         go.set()
         enough.result(timeout=TIMEOUT)
         if closer == 'thread':
-            finish_threads(in_thread(pool.close))
+            finish_threads(run_in_native_thread(pool.close))
         else:
             pool.close()
         assert len(pool) == 0
@@ -128,7 +109,7 @@ def test_close_while_submitting(pool_class, closer):
             pool.submit(numbered_job, 1)
         with pytest.raises(RuntimeError):
             pool.map(numbered_job, [1, 2])
-        refused = finish_threads(in_thread(_submit_refused, pool))
+        refused = finish_threads(run_in_native_thread(_submit_refused, pool))
         assert refused == [True]
         pool.close()   # a second close returns at once
     assert outcomes['done'] and outcomes['failed']
@@ -178,9 +159,9 @@ def test_cancel_races_set_result(racers):
             go.wait()
             func(order, 0)
 
-        finish_threads(in_thread(gated, cancel_all, orders[0]),
-                       in_thread(gated, cancel_all, orders[1]),
-                       in_thread(gated, complete_all, orders[2]))
+        finish_threads(run_in_native_thread(gated, cancel_all, orders[0]),
+                       run_in_native_thread(gated, cancel_all, orders[1]),
+                       run_in_native_thread(gated, complete_all, orders[2]))
     else:
         gevent.joinall([gevent.spawn(cancel_all, orders[0], 7),
                         gevent.spawn(cancel_all, orders[1], 11),
@@ -250,7 +231,7 @@ def test_cancel_races_pool_completion(pool_class, canceller):
 
     order = random.sample(range(count), count // 2)
     if canceller == 'thread':
-        outcome = in_thread(cancel_some, order, 0)
+        outcome = run_in_native_thread(cancel_some, order, 0)
         done, pending = wait(futures, timeout=TIMEOUT)
         finish_threads(outcome)
     else:
@@ -303,9 +284,9 @@ def test_callbacks_race_completion(racer):
             if yield_every and not number % yield_every:
                 gevent.sleep(0)
 
-    completer = in_thread(lambda: [f.set_result(n) for n, f in enumerate(futures)])
+    completer = run_in_native_thread(lambda: [f.set_result(n) for n, f in enumerate(futures)])
     if racer == 'thread':
-        finish_threads(in_thread(add_callbacks, 0))
+        finish_threads(run_in_native_thread(add_callbacks, 0))
     else:
         add_callbacks(50)
     finish_threads(completer)
@@ -403,7 +384,7 @@ def make_future(completer, ctx):
     if completer == 'cancel':
         return future, future.cancel
     if completer == 'thread':
-        return future, lambda: in_thread(future.set_result, True)
+        return future, lambda: run_in_native_thread(future.set_result, True)
     raise AssertionError(completer)
 
 

@@ -15,7 +15,6 @@ import gevent
 import gevent.event
 import gevent.subprocess
 import pytest
-from zope.interface import classImplementsOnly
 
 from gruvi_gevent import Future, Timeout, as_completed, wait
 from gruvi_gevent.interfaces import IWaitable
@@ -29,7 +28,7 @@ from gruvi_gevent.testing import (
     run_in_native_thread, waitable_of)
 from gruvi_gevent.wakeup import get_ident
 
-from latches import CallsTwice
+from latches import CallsTwice, UndeclaredWaitable
 
 pytest_plugins = ['pytester']
 
@@ -236,19 +235,11 @@ class TestCountingProxy(WaitableConformance):
     make_ready_from_thread = make_ready
 
 
-class _DuckWaitable(RecordingWaitable):
-    """Undeclared: it has both methods but does not say it provides IWaitable."""
-
-
-# zope would find IWaitable through the base class; cut the declaration off.
-classImplementsOnly(_DuckWaitable)
-
-
 class TestDuckTypedWaitable(WaitableConformance):
     require_declaration = False
 
     def make(self):
-        return _DuckWaitable()
+        return UndeclaredWaitable()
 
     def make_ready(self, waitable):
         waitable.make_ready()
@@ -354,8 +345,8 @@ def test_kit_under_monkey_patching():
 
 def test_undeclared_waitable_needs_require_declaration_false():
     with pytest.raises(AssertionError, match='neither provides IWaitable'):
-        check_interface(_DuckWaitable, _finish_recording, timeout=TIMEOUT)
-    check_waitable(_DuckWaitable, _finish_recording, timeout=TIMEOUT,
+        check_interface(UndeclaredWaitable, _finish_recording, timeout=TIMEOUT)
+    check_waitable(UndeclaredWaitable, _finish_recording, timeout=TIMEOUT,
                    require_declaration=False)
 
 
@@ -365,7 +356,7 @@ def test_waitable_of():
     event = gevent.event.Event()
     adapter = waitable_of(event)
     assert adapter is not event and IWaitable.providedBy(adapter)
-    duck = _DuckWaitable()
+    duck = UndeclaredWaitable()
     assert waitable_of(duck) is duck
     with pytest.raises(TypeError, match='object is not waitable'):
         waitable_of(object())

@@ -30,7 +30,7 @@ def complete_later(*futures):
 def set_later(*waitables):
     def producer():
         for waitable in waitables:
-            waitable.set()
+            waitable.make_ready()
     return gevent.spawn(producer)
 
 
@@ -124,13 +124,13 @@ def test_count_zero_returns_at_once_without_registering(counting):
     done, pending = wait(waitables, count=0)
     assert done == []
     assert pending == list(waitables) and type(pending) is list
-    assert [w.added for w in waitables] == [0, 0]
+    assert [w.add_count for w in waitables] == [0, 0]
 
 
 def test_as_completed_count_zero_yields_nothing(counting):
     waitable = counting()
     assert list(as_completed([waitable], count=0)) == []
-    assert waitable.added == 0
+    assert waitable.add_count == 0
 
 
 @both
@@ -147,7 +147,7 @@ def test_count_out_of_range_raises_value_error(how, count, counting):
     func = wait if how == 'wait' else as_completed
     with pytest.raises(ValueError):
         func(waitables, count=count)
-    assert [w.added for w in waitables] == [0, 0]
+    assert [w.add_count for w in waitables] == [0, 0]
 
 
 @pytest.mark.parametrize('count', [1.5, '1'], ids=['float', 'string'])
@@ -181,7 +181,7 @@ def test_non_waitable_raises_type_error_naming_the_type(how, bad, type_name, cou
     with pytest.raises(TypeError) as info:
         func(good + [bad], timeout=1)       # checked at the call
     assert type_name in str(info.value)
-    assert [w.added for w in good] == [0, 0]
+    assert [w.add_count for w in good] == [0, 0]
 
 
 def _generator():
@@ -210,7 +210,7 @@ def test_bad_timeout(how, timeout, error, counting):
     func = wait if how == 'wait' else as_completed
     with pytest.raises(error):
         func([waitable], timeout=timeout)
-    assert waitable.added == 0
+    assert waitable.add_count == 0
 
 
 # Timeouts.
@@ -222,7 +222,7 @@ def test_wait_timeout_returns_what_is_ready(counting):
     assert time.monotonic() - started >= 0.018
     assert done == [ready]
     assert pending == [never, other]
-    assert never._callback_count() == 0 and other.count == 0
+    assert never._callback_count() == 0 and other.live_count == 0
 
 
 def test_wait_timeout_with_count():
@@ -239,7 +239,7 @@ def test_as_completed_timeout_raises_after_yielding_the_ready(counting):
             got.append(obj)
     assert isinstance(info.value, TimeoutError)
     assert got == [ready]
-    assert never._callback_count() == 0 and other.count == 0
+    assert never._callback_count() == 0 and other.live_count == 0
 
 
 def test_as_completed_timeout_is_for_the_whole_iteration():
@@ -300,7 +300,7 @@ def test_duck_typed_and_declared_waitables(waitable_class):
     set_later(waitables[1], waitables[0], waitables[2])
     done, pending = wait(waitables, timeout=10)
     assert done == [waitables[1], waitables[0], waitables[2]]
-    assert all(w.count == 0 for w in waitables)
+    assert all(w.live_count == 0 for w in waitables)
 
 
 def test_mixed_waitables_return_the_objects_passed_in(waitable_class):
@@ -308,7 +308,7 @@ def test_mixed_waitables_return_the_objects_passed_in(waitable_class):
 
     def producer():
         event.set()
-        waitable.set()
+        waitable.make_ready()
         future.set_result(None)
 
     gevent.spawn(producer)
@@ -332,7 +332,7 @@ def test_callback_arriving_after_wait_finished_is_harmless(counting):
 
     sticky, ready = Sticky(), done_future()
     assert wait([sticky, ready], count=1) == ([ready], [sticky])
-    sticky.set()            # calls the stale callback of the finished wait()
+    sticky.make_ready()     # calls the stale callback of the finished wait()
 
 
 # No callback remains registered.
@@ -349,64 +349,65 @@ def test_normal_finish_leaves_no_callback(how, count, waitable_class):
         assert list(result) == order
     else:
         assert result[0] == order
-    assert all(w.count == 0 for w in waitables)
+    assert all(w.live_count == 0 for w in waitables)
     # The callbacks of the objects that never became ready were removed.
-    assert sum(w.removed for w in waitables) == 4 - len(order)
+    assert sum(w.call_count for w in waitables) == len(order)
+    assert all(w.remove_count == 1 for w in waitables if not w.ready)
 
 
 @both
 def test_timeout_leaves_no_callback(how, waitable_class):
     waitables = [waitable_class() for _ in range(3)]
-    waitables[1].set()
+    waitables[1].make_ready()
     if how == 'wait':
         assert wait(waitables, timeout=0.01) == ([waitables[1]], [waitables[0], waitables[2]])
     else:
         with pytest.raises(Timeout):
             list(as_completed(waitables, timeout=0.01))
-    assert [w.count for w in waitables] == [0, 0, 0]
-    assert [w.added for w in waitables] == [1, 1, 1]
+    assert [w.live_count for w in waitables] == [0, 0, 0]
+    assert [w.add_count for w in waitables] == [1, 1, 1]
 
 
 def test_closing_the_generator_early_leaves_no_callback(waitable_class):
     waitables = [waitable_class() for _ in range(3)]
-    waitables[2].set()
+    waitables[2].make_ready()
     iterator = as_completed(waitables, timeout=10)
     assert next(iterator) is waitables[2]
-    assert [w.count for w in waitables] == [1, 1, 0]
+    assert [w.live_count for w in waitables] == [1, 1, 0]
     iterator.close()
-    assert [w.count for w in waitables] == [0, 0, 0]
+    assert [w.live_count for w in waitables] == [0, 0, 0]
 
 
 def test_breaking_out_of_the_loop_leaves_no_callback(waitable_class):
     waitables = [waitable_class() for _ in range(3)]
-    waitables[0].set()
+    waitables[0].make_ready()
     for obj in as_completed(waitables):
         assert obj is waitables[0]
         break
     gc.collect()        # the abandoned generator is closed when it is collected
-    assert [w.count for w in waitables] == [0, 0, 0]
+    assert [w.live_count for w in waitables] == [0, 0, 0]
 
 
 def test_generator_that_never_started_registers_nothing(waitable_class):
     waitables = [waitable_class() for _ in range(2)]
     iterator = as_completed(waitables)
     iterator.close()
-    assert [w.added for w in waitables] == [0, 0]
+    assert [w.add_count for w in waitables] == [0, 0]
 
 
 @both
 def test_killed_waiter_leaves_no_callback(how, waitable_class):
     waitables = [waitable_class() for _ in range(3)]
-    waitables[0].set()
+    waitables[0].make_ready()
     waiting = gevent.spawn(consume, how, waitables)
     gevent.idle()           # the waiter has registered and parked
     assert waiting.started and not waiting.dead
-    assert [w.count for w in waitables] == [0, 1, 1]
+    assert [w.live_count for w in waitables] == [0, 1, 1]
     gevent.kill(waiting)
     waiting.join(timeout=10)
     assert waiting.dead
     assert isinstance(waiting.value, gevent.GreenletExit)
-    assert [w.count for w in waitables] == [0, 0, 0]
+    assert [w.live_count for w in waitables] == [0, 0, 0]
 
 
 @both
@@ -415,7 +416,7 @@ def test_gevent_timeout_around_the_wait_leaves_no_callback(how, waitable_class):
     with pytest.raises(gevent.Timeout):
         with gevent.Timeout(0.01):
             consume(how, waitables)
-    assert [w.count for w in waitables] == [0, 0]
+    assert [w.live_count for w in waitables] == [0, 0]
 
 
 @both
@@ -427,8 +428,8 @@ def test_failing_registration_leaves_no_callback(how, waitable_class):
     waitables = [waitable_class(), waitable_class(), Broken(), waitable_class()]
     with pytest.raises(RuntimeError):
         consume(how, waitables, timeout=10)
-    assert [w.count for w in waitables] == [0, 0, 0, 0]
-    assert [w.added for w in waitables] == [1, 1, 0, 0]
+    assert [w.live_count for w in waitables] == [0, 0, 0, 0]
+    assert [w.add_count for w in waitables] == [1, 1, 0, 0]
 
 
 def test_consumer_slower_than_completions(waitable_class):
@@ -437,10 +438,10 @@ def test_consumer_slower_than_completions(waitable_class):
     iterator = as_completed(waitables, timeout=10)
     set_later(waitables[1])
     assert next(iterator) is waitables[1]
-    waitables[2].set()
-    waitables[0].set()
+    waitables[2].make_ready()
+    waitables[0].make_ready()
     assert list(iterator) == [waitables[2], waitables[0]]
-    assert [w.count for w in waitables] == [0, 0, 0]
+    assert [w.live_count for w in waitables] == [0, 0, 0]
 
 
 # Many waiters on the same objects.
