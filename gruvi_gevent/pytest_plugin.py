@@ -15,6 +15,9 @@ Fixtures
         test at teardown). Constructor arguments come through indirect
         parametrization: ``@pytest.mark.parametrize('fiber_pool', [{'maxsize': 2}],
         indirect=True)``.
+    ``pool_factory``
+        A function ``make(cls, *args, **kwargs)`` that makes a pool of any class
+        and closes it after the test, the same way.
     ``no_leaks``
         The same as the ``no_leaks`` marker below, for those who prefer a fixture.
 
@@ -50,7 +53,7 @@ import inspect
 import sys
 import threading
 import traceback
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from time import monotonic
 from typing import Any, TypeVar
 
@@ -90,13 +93,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # Pools.
 
-def _close_pool(pool: PoolBase) -> None:
-    """Close *pool*, failing the test if it takes more than POOL_CLOSE_TIMEOUT seconds."""
-    try:
-        run_in_greenlet(pool.close, timeout=POOL_CLOSE_TIMEOUT)
-    except Timeout as exc:
-        pytest.fail('%r did not close within %s seconds after the test: a job is still '
-                    'running.\n%s' % (pool, POOL_CLOSE_TIMEOUT, exc), pytrace=False)
+def _close_pools(pools: list[PoolBase]) -> None:
+    """Close every pool, failing the test if one takes more than POOL_CLOSE_TIMEOUT seconds."""
+    stuck = []
+    for pool in pools:
+        try:
+            run_in_greenlet(pool.close, timeout=POOL_CLOSE_TIMEOUT)
+        except Timeout as exc:
+            stuck.append('%r did not close within %s seconds after the test: a job is '
+                         'still running.\n%s' % (pool, POOL_CLOSE_TIMEOUT, exc))
+    if stuck:
+        pytest.fail('\n'.join(stuck), pytrace=False)
 
 
 def _pool_fixture(request: pytest.FixtureRequest, kind: type[_P]) -> Iterator[_P]:
@@ -106,7 +113,29 @@ def _pool_fixture(request: pytest.FixtureRequest, kind: type[_P]) -> Iterator[_P
     try:
         yield pool
     finally:
-        _close_pool(pool)
+        _close_pools([pool])
+
+
+@pytest.fixture
+def pool_factory() -> Iterator[Callable[..., Any]]:
+    """``make(cls, *args, **kwargs)``: a pool of any class, closed after the test.
+
+    *Switchpoint* at teardown. ``make`` returns ``cls(*args, **kwargs)`` (any
+    callable that makes a pool will do, a subclass of your own included); for
+    tests that need several pools, or pools the indirect parametrization of
+    ``fiber_pool`` and ``thread_pool`` cannot describe.
+    """
+    pools: list[PoolBase] = []
+
+    def make(cls: Callable[..., _P], *args: Any, **kwargs: Any) -> _P:
+        pool = cls(*args, **kwargs)
+        pools.append(pool)
+        return pool
+
+    try:
+        yield make
+    finally:
+        _close_pools(pools)
 
 
 @pytest.fixture

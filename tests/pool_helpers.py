@@ -4,7 +4,9 @@
 pool, which event a job of that pool can block on, and whether a running job
 can be cancelled. ``Tracker`` records which jobs started, finished or were
 cancelled and how many ran at once; a test waits on it for *n* starts instead
-of sleeping. ``pool_factory`` is a fixture that closes every pool it made.
+of sleeping. Pools come from the plugin's ``pool_factory`` fixture, which
+closes every pool it made: ``pool_factory(kind, ...)`` works, a Kind being a
+pool factory too.
 
 Fiber jobs block on ``gevent.event.Event``; thread jobs on ``threading.Event``
 (these tests run without monkey patching, so that is a real OS event). A
@@ -37,6 +39,10 @@ class Kind:
 
     def __repr__(self):
         return self.name
+
+    def __call__(self, *args, **kwargs):
+        """A new pool of this kind."""
+        return self.cls(*args, **kwargs)
 
     def event(self):
         """An event that a job of this pool can block on, and the test can set."""
@@ -163,24 +169,6 @@ def wait_until(predicate, timeout=TIMEOUT, interval=0.01):
             return False
         gevent.sleep(interval)
     return True
-
-
-@pytest.fixture
-def pool_factory():
-    """``make(cls, *args, **kwargs)``: a pool that is closed after the test."""
-    pools = []
-
-    def make(cls, *args, **kwargs):
-        if isinstance(cls, Kind):
-            cls = cls.cls
-        pool = cls(*args, **kwargs)
-        pools.append(pool)
-        return pool
-
-    yield make
-    for pool in pools:
-        with gevent.Timeout(TIMEOUT):
-            pool.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from gruvi_gevent import FiberPool, Future, ThreadPool, blocking, get_cpu_pool, get_io_pool
 from gruvi_gevent.wakeup import get_ident
 
-from pool_helpers import Countdown, TIMEOUT, pool_factory, run_python, ticker  # noqa: F401  (fixtures)
+from pool_helpers import Countdown, TIMEOUT, run_python, ticker
 
 MAIN_IDENT = get_ident()
 IO_SIZE = 20

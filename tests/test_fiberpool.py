@@ -12,7 +12,7 @@ from gruvi_gevent import Cancelled, FiberPool, Future
 from gruvi_gevent.wakeup import get_ident
 
 from pool_helpers import (  # noqa: F401  (fixtures)
-    FIBER, TIMEOUT, Tracker, hub_errors, pool_factory, run_python, wait_until)
+    FIBER, TIMEOUT, Tracker, hub_errors, run_python, wait_until)
 
 MAIN_IDENT = get_ident()
 original_sleep = monkey.get_original('time', 'sleep')

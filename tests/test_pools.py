@@ -13,7 +13,7 @@ from gruvi_gevent import Cancelled, FiberPool, Future, PoolBase, ThreadPool, Tim
 from gruvi_gevent.interfaces import IPool
 
 from pool_helpers import (  # noqa: F401  (fixtures)
-    KINDS, TIMEOUT, Tracker, hub_errors, pool_factory, wait_until)
+    KINDS, TIMEOUT, Tracker, hub_errors, wait_until)
 
 
 @pytest.fixture(params=KINDS)

@@ -603,21 +603,33 @@ def test_pool_fixtures(inner):
             assert (fiber_pool.maxsize, fiber_pool.name) == (2, 'mine')
             assert thread_pool.maxsize == 3
 
+        class Small(FiberPool):
+            pass
+
+        def test_pool_factory(pool_factory):
+            small = pool_factory(Small, 1, name='small')
+            threads = pool_factory(ThreadPool, maxsize=2)
+            assert (type(small), small.maxsize, small.name) == (Small, 1, 'small')
+            assert small.submit(lambda: 4).result(10) == 4
+            assert threads.submit(lambda: 5).result(10) == 5
+            pools.extend([small, threads])
+
         def test_pools_were_closed():
-            assert len(pools) == 4
+            assert len(pools) == 6
             for pool in pools:
                 assert len(pool) == 0
                 with pytest.raises(RuntimeError, match='closed'):
                     pool.submit(print)
     ''')
     result = _run(inner)
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=6)
 
 
 def test_pool_fixture_that_cannot_close_fails_the_test(inner):
     inner.makepyfile(test_stuck_pool='''
         import gevent.event
         import gruvi_gevent.pytest_plugin as plugin
+        from gruvi_gevent import FiberPool
 
         plugin.POOL_CLOSE_TIMEOUT = 0.2
         gate = gevent.event.Event()
@@ -625,11 +637,15 @@ def test_pool_fixture_that_cannot_close_fails_the_test(inner):
         def test_job_never_ends(fiber_pool):
             fiber_pool.submit(gate.wait)
 
+        def test_factory_job_never_ends(pool_factory):
+            pool_factory(FiberPool, name='stuck').submit(gate.wait)
+
         def test_release():
             gate.set()
     ''')
     result = _run(inner)
-    result.assert_outcomes(passed=2, errors=1)
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(["*<FiberPool 'stuck'*did not close within 0.2 seconds*"])
     result.stdout.fnmatch_lines(['*did not close within 0.2 seconds after the test*'])
 
 

@@ -10,7 +10,7 @@ from gruvi_gevent import Cancelled, FiberPool, Future, ThreadPool
 from gruvi_gevent.wakeup import get_ident
 
 from pool_helpers import (  # noqa: F401  (fixtures)
-    THREAD, TIMEOUT, Tracker, hub_errors, pool_factory, ticker, wait_until)
+    THREAD, TIMEOUT, Tracker, hub_errors, ticker, wait_until)
 
 MAIN_IDENT = get_ident()
 
