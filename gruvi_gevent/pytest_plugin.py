@@ -62,8 +62,7 @@ import pytest
 
 from . import FiberPool, Future, PoolBase, ThreadPool, Timeout
 from .spawner import spawner_ident
-from .testing import run_in_greenlet
-from .testing.recording import _Counting
+from .testing import CountingProxy, RecordingWaitable, run_in_greenlet
 
 __all__ = ['POOL_CLOSE_TIMEOUT', 'LEAK_GRACE', 'GEVENT_TIMEOUT']
 
@@ -77,6 +76,9 @@ LEAK_GRACE = 1.0
 
 #: Seconds, by default, of ``@pytest.mark.gevent_timeout``.
 GEVENT_TIMEOUT = 10.0
+
+# The waitables of the kit that count their live registrations.
+_COUNTING = (RecordingWaitable, CountingProxy)
 
 _leak_key: 'pytest.StashKey[tuple[_Snapshot, float]]' = pytest.StashKey()
 
@@ -231,7 +233,7 @@ def _callback_count(obj: object) -> int:
         if callbacks is None:
             return 0
         return len(callbacks) if type(callbacks) is dict else 1
-    if isinstance(obj, _Counting):
+    if isinstance(obj, _COUNTING):
         return obj.live_count
     return 0
 
@@ -246,7 +248,7 @@ class _Snapshot:
             if isinstance(obj, gevent.Greenlet):
                 if obj:         # started (or scheduled to) and not dead
                     self.greenlets[id(obj)] = obj
-            elif isinstance(obj, (Future, _Counting)):
+            elif isinstance(obj, (Future, *_COUNTING)):
                 count = _callback_count(obj)
                 if count:
                     self.callbacks[id(obj)] = (obj, count)

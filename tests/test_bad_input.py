@@ -14,24 +14,9 @@ from gruvi_gevent import (ExecutorPool, FiberPool, Future, PoolBase, ProcessPool
                           as_completed, blocking, get_io_pool, wait)
 from gruvi_gevent.adapters import ConcurrentFutureWaitable, GeventWaitable
 
+from latches import UndeclaredWaitable
+
 NAN = float('nan')
-
-
-class Waitable:
-    """A duck-typed waitable that counts every registration it ever got."""
-
-    def __init__(self):
-        self.added = 0
-        self.live = set()
-
-    def add_done_callback(self, callback, *args):
-        self.added += 1
-        handle = object()
-        self.live.add(handle)
-        return handle
-
-    def remove_done_callback(self, handle):
-        self.live.discard(handle)
 
 
 def generator(ctx):
@@ -44,7 +29,7 @@ class Context:
     def __init__(self):
         self.future = Future()
         self.other = Future()
-        self.waitable = Waitable()
+        self.waitable = UndeclaredWaitable()
         self.event = gevent.event.Event()
         self.fibers = FiberPool(2)
         self.threads = ThreadPool(2)
@@ -57,7 +42,7 @@ class Context:
         for future in (self.future, self.other):
             assert not future.done()
             assert future._callback_count() == 0, 'a callback was left on a valid future'
-        assert self.waitable.added == 0, 'a callback was registered before the error'
+        assert self.waitable.add_count == 0, 'a callback was registered before the error'
         assert self.event.linkcount() == 0
         for pool in (self.fibers, self.threads):
             assert len(pool) == 0, 'a worker was started'

@@ -1,7 +1,7 @@
 """Properties of wait() and as_completed(), over random mixes of waitables.
 
 Hypothesis draws a scenario: a few objects (Futures, gevent Events and
-AsyncResults, a counting waitable of the tests' own), each ready before the
+AsyncResults, the kit's counting waitable, undeclared), each ready before the
 call, completed later in a random order, or never; a list of entries that
 refers to them with duplicates; a count and a timeout. Whatever the draw:
 
@@ -30,39 +30,11 @@ from hypothesis import strategies as st
 from gruvi_gevent import Future, Timeout, as_completed, wait
 from gruvi_gevent.testing import DEFAULT_TIMEOUT as TIMEOUT
 
+from latches import UndeclaredWaitable
+
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
-
-
-class Counting:
-    """A duck-typed waitable that counts its live callbacks; may be set from any thread."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.ready = False
-        self.live = {}
-
-    def add_done_callback(self, callback, *args):
-        with self.lock:
-            if not self.ready:
-                handle = object()
-                self.live[handle] = (callback, args)
-                return handle
-        callback(*args)
-        return None
-
-    def remove_done_callback(self, handle):
-        with self.lock:
-            self.live.pop(handle, None)
-
-    def set(self):
-        with self.lock:
-            self.ready = True
-            callbacks = list(self.live.values())
-            self.live.clear()
-        for callback, args in callbacks:
-            callback(*args)
 
 
 def make(kind, number):
@@ -84,16 +56,16 @@ def make(kind, number):
             return result, lambda: result.set_exception(ValueError(number))
         return result, lambda: result.set(number)
     if kind == 'counting':
-        counting = Counting()
-        return counting, counting.set
+        counting = UndeclaredWaitable()
+        return counting, counting.make_ready
     raise AssertionError(kind)
 
 
 def live_callbacks(obj):
     if isinstance(obj, Future):
         return obj._callback_count()
-    if isinstance(obj, Counting):
-        return len(obj.live)
+    if isinstance(obj, UndeclaredWaitable):
+        return obj.live_count
     return obj.linkcount()
 
 

@@ -567,9 +567,16 @@ def _race(scope: Scope, make_ready_from_thread: Callable[[Any], object], timeout
     scope.mark_ready(obj)
     thread = run_in_native_thread(make_ready_from_thread, obj)
     added = 0
-    while added < _RACE_ADDS and not thread.done():
-        waitable.add_done_callback(recorder, added)
-        added += 1
+    try:
+        while added < _RACE_ADDS and not thread.done():
+            waitable.add_done_callback(recorder, added)
+            added += 1
+    except Exception as exc:
+        thread.exception(timeout)
+        fail('add_done_callback() on %r raised %r while a native thread made it ready: '
+             'adding and becoming ready may race from different threads (a lock shared '
+             'with native threads must be a real OS lock, also under monkey patching)'
+             % (obj, exc))
     _thread_returned(thread, obj, timeout, ' while the calling thread added callbacks')
     waitable.add_done_callback(recorder, added)      # one more, once it returned
     recorder.expect(added + 1)
