@@ -7,6 +7,7 @@ the library's own thread, which notifies subscribers but knows nothing of
 futures and gevent objects.
 """
 
+import logging
 import threading
 
 from gevent import monkey
@@ -72,9 +73,14 @@ class Transfer:
 class _Subscription:
     """One done callback: called at most once, and also the handle returned for it."""
 
-    __slots__ = ('callback', 'args', 'active', 'token')
+    __slots__ = ('transfer',   # the transfer subscribed to: only its adapter removes this
+                 'callback',   # called once the transfer has finished
+                 'args',       # the positional arguments of the callback
+                 'active',     # False once called or removed
+                 'token')      # the transfer's own token for the subscription
 
-    def __init__(self, callback, args):
+    def __init__(self, transfer, callback, args):
+        self.transfer = transfer
         self.callback = callback
         self.args = args
         self.active = True
@@ -83,7 +89,13 @@ class _Subscription:
     def __call__(self):
         if self.active:
             self.active = False
-            self.callback(*self.args)
+            # Transfer.finish() stops at the first subscriber that raises:
+            # keep the callback's error from stopping the others.
+            try:
+                self.callback(*self.args)
+            except Exception as exc:
+                logging.error('done callback %r of %r raised %r', self.callback,
+                              self.transfer, exc)
 
 
 @implementer(IWaitable)
@@ -96,15 +108,15 @@ class TransferWaitable:
     def add_done_callback(self, callback, *args):
         if not callable(callback):
             raise TypeError('callback must be callable, got %r' % (callback,))
-        subscription = _Subscription(callback, args)
+        subscription = _Subscription(self.transfer, callback, args)
         subscription.token = self.transfer.subscribe(subscription)
         if not subscription.active:    # already finished: it was called at once
             return None
         return subscription
 
     def remove_done_callback(self, handle):
-        if handle is None:
-            return
+        if handle is None or handle.transfer is not self.transfer:
+            return      # None, or a handle of another transfer: nothing of ours
         handle.active = False
         self.transfer.unsubscribe(handle.token)
 
