@@ -26,6 +26,7 @@ import gc
 import sys
 import weakref
 from collections.abc import Callable
+from time import monotonic
 from typing import Any, TypeVar
 
 from zope.interface.exceptions import Invalid
@@ -35,6 +36,7 @@ from ..errors import Timeout
 from ..future import Future
 from ..interfaces import IWaitable
 from ..waiting import as_completed, wait
+from ..wakeup import allocate_lock
 from ._harness import (
     SHORT_TIMEOUT, Recorder, Scope, expect_not_ready, expect_nothing_live, expect_registered,
     fail, let_hub_run, wait_result)
@@ -473,7 +475,7 @@ def check_remove_releases(make: Callable[[], W], make_ready: Callable[[W], objec
 
 #: Rounds of :func:`check_add_races_ready` by default: each makes an object
 #: and races a native thread that makes it ready against callbacks being added.
-RACE_ROUNDS = 100
+RACE_ROUNDS = 300
 
 # At most this many callbacks are added in one round of the race.
 _RACE_ADDS = 5000
@@ -565,7 +567,23 @@ def _race(scope: Scope, make_ready_from_thread: Callable[[Any], object], timeout
     obj, waitable = scope.new()
     recorder = Recorder(expected=_RACE_ADDS + 1)
     scope.mark_ready(obj)
-    thread = run_in_native_thread(make_ready_from_thread, obj)
+    started = allocate_lock()
+    started.acquire()
+    go: list[bool] = []
+
+    def racer() -> object:
+        # Start making ready only once the calling thread is adding: a thread
+        # slow to start (a loaded machine) would otherwise find the race over.
+        started.release()
+        deadline = monotonic() + timeout
+        while not go and monotonic() < deadline:
+            pass
+        return make_ready_from_thread(obj)
+
+    thread = run_in_native_thread(racer)
+    if not started.acquire(timeout=timeout):
+        fail('a native thread of the kit did not start within %.3g seconds' % (timeout,))
+    go.append(True)
     added = 0
     try:
         while added < _RACE_ADDS and not thread.done():
@@ -621,7 +639,7 @@ THREAD_CHECKS: tuple[Callable[..., None], ...] = (
 def check_waitable(make: Callable[[], W], make_ready: Callable[[W], object],
                    make_ready_from_thread: Callable[[W], object] | None = None, *,
                    timeout: float = DEFAULT_TIMEOUT, require_declaration: bool = True,
-                   threads: bool = True) -> None:
+                   threads: bool = True, race_rounds: int = RACE_ROUNDS) -> None:
     """Run the whole conformance kit on the waitables that *make* returns.
 
     *Switchpoint.* *make()* must return a new object that is not ready yet;
@@ -632,7 +650,8 @@ def check_waitable(make: Callable[[], W], make_ready: Callable[[W], object],
     *make_ready* itself. *threads* false skips the checks of
     :data:`THREAD_CHECKS`, for objects that are never made ready from another
     thread. Raises ``AssertionError`` on the first breach of the contract.
-    *require_declaration*: see :func:`check_interface`.
+    *require_declaration*: see :func:`check_interface`; *race_rounds*: the
+    *rounds* of :func:`check_add_races_ready`.
 
     Each check makes fresh objects and leaves every one of them ready.
     """
@@ -642,5 +661,6 @@ def check_waitable(make: Callable[[], W], make_ready: Callable[[W], object],
         else:
             check(make, make_ready, timeout=timeout)
     if threads:
-        for check in THREAD_CHECKS:
-            check(make, make_ready_from_thread or make_ready, timeout=timeout)
+        from_thread = make_ready_from_thread or make_ready
+        check_ready_from_thread(make, from_thread, timeout=timeout)
+        check_add_races_ready(make, from_thread, timeout=timeout, rounds=race_rounds)
