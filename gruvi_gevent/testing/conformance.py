@@ -487,11 +487,21 @@ _THREAD_HINT = (
     'then not run')
 
 
+def _thread_time(timeout: float) -> float:
+    """Seconds a native thread of the kit gets to start, or to return.
+
+    At least DEFAULT_TIMEOUT, whatever the check's *timeout*: a loaded
+    machine can be slow to schedule a new thread, which says nothing about
+    the object under test.
+    """
+    return max(timeout, DEFAULT_TIMEOUT)
+
+
 def _thread_returned(thread: Future[Any], obj: object, timeout: float, during: str) -> None:
     """*Switchpoint.* Wait for the native thread that made *obj* ready; fail if it raised."""
     try:
-        wait_result(thread, timeout, 'make_ready_from_thread(%r), called in a native '
-                                     'thread, did not return' % (obj,))
+        wait_result(thread, _thread_time(timeout), 'make_ready_from_thread(%r), called in '
+                                                   'a native thread, did not return' % (obj,))
     except AssertionError:
         raise
     except Exception as exc:
@@ -575,14 +585,15 @@ def _race(scope: Scope, make_ready_from_thread: Callable[[Any], object], timeout
         # Start making ready only once the calling thread is adding: a thread
         # slow to start (a loaded machine) would otherwise find the race over.
         started.release()
-        deadline = monotonic() + timeout
+        deadline = monotonic() + _thread_time(timeout)
         while not go and monotonic() < deadline:
             pass
         return make_ready_from_thread(obj)
 
     thread = run_in_native_thread(racer)
-    if not started.acquire(timeout=timeout):
-        fail('a native thread of the kit did not start within %.3g seconds' % (timeout,))
+    if not started.acquire(timeout=_thread_time(timeout)):
+        fail('a native thread of the kit did not start within %.3g seconds'
+             % (_thread_time(timeout),))
     go.append(True)
     added = 0
     try:
