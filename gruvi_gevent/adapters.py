@@ -69,6 +69,20 @@ class _Link:
         # KeyboardInterrupt-like BaseException is re-raised, after the call.
         run_callbacks(_Callback(self.func, self.args))
 
+    def deactivate(self) -> None:
+        """Never call the callback; let go of it and its arguments at once.
+
+        The link itself may stay in a list of the adapted object's that cannot
+        be taken back from (a done ``concurrent.futures.Future``, dask).
+        """
+        self.active = False
+        self.func = _ignore
+        self.args = ()
+
+
+def _ignore(*args: object) -> None:
+    """The callback of a link that was removed."""
+
 
 class _Adapter:
     """What every adapter shares: the adapted object, its repr, a checked link."""
@@ -113,7 +127,7 @@ class GeventWaitable(_Adapter):
         """
         if handle is None or handle.source is not self._linkable:
             return
-        handle.active = False
+        handle.deactivate()
         self._linkable.unlink(handle)
 
 
@@ -158,7 +172,7 @@ class ConcurrentFutureWaitable(_Adapter):
         """
         if handle is None or handle.source is not self.obj:
             return
-        handle.active = False
+        handle.deactivate()
         future: 'concurrent.futures.Future[Any]' = self.obj
         with future._condition:
             if future.done():

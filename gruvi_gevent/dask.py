@@ -195,7 +195,7 @@ class DaskFutureWaitable(_Adapter):
 
     def add_done_callback(self, callback: Callable[..., object], *args: Any) -> object | None:
         """Call ``callback(*args)`` once the task is done (at once if it is)."""
-        link = self._new_link(callback, args)
+        link = self._new_link(self.obj, callback, args)
         if self.obj.done():
             link()
             return None
@@ -206,10 +206,12 @@ class DaskFutureWaitable(_Adapter):
     def remove_done_callback(self, handle: Any) -> None:
         """Remove a callback added by :meth:`add_done_callback`; None or twice is fine.
 
-        dask cannot take a callback back: a removed one is deactivated.
+        dask cannot take a callback back: a removed one is deactivated, and
+        lets go of the callback and its arguments. A handle of another future
+        is ignored.
         """
-        if handle is not None:
-            handle.active = False
+        if handle is not None and handle.source is self.obj:
+            handle.deactivate()
 
 
 _register(distributed.Future, DaskFutureWaitable)

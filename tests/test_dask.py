@@ -147,6 +147,7 @@ class TestDaskFutureIsWaitable(WaitableConformance):
     """The conformance kit on distributed.Future, gated by dask Events."""
 
     timeout = 20
+    race_rounds = 3         # each round is a dask task and a dask Event
 
     @pytest.fixture(autouse=True)
     def _client(self, dask_client):
