@@ -14,9 +14,7 @@ import gevent
 import pytest
 
 from gruvi_gevent._locks import Lock, RLock
-from pool_helpers import check_python
-
-TIMEOUT = 10
+from pool_helpers import TIMEOUT, check_python
 
 
 def hold_in_thread(lock):
