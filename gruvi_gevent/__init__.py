@@ -13,7 +13,7 @@ same API (``gruvi_gevent.dask`` does so for dask.distributed).
 from .errors import Cancelled, Error, Timeout
 from .future import Future
 from .waiting import as_completed, wait
-from .pool import PoolBase
+from .pool import PoolBase, PoolStats
 from .fiberpool import FiberPool
 from .threadpool import ThreadPool
 from .processpool import ProcessPool
@@ -27,8 +27,9 @@ from . import monkey as _monkey
 _monkey._install()
 
 __all__ = [
-    'Future', 'PoolBase', 'FiberPool', 'ThreadPool', 'ProcessPool', 'ExecutorPool',
-    'get_io_pool', 'get_cpu_pool', 'get_process_pool', 'blocking', 'stop_idle_threads',
+    'Future', 'PoolBase', 'PoolStats', 'FiberPool', 'ThreadPool', 'ProcessPool',
+    'ExecutorPool', 'get_io_pool', 'get_cpu_pool', 'get_process_pool', 'blocking',
+    'stop_idle_threads',
     'wait', 'as_completed',
     'Error', 'Timeout', 'Cancelled',
 ]

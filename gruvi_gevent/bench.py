@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import collections
 import concurrent.futures
+import contextvars
 import gc
 import json
 import os
@@ -866,6 +867,45 @@ def format_concurrency(rows):
         if index == 0:
             out.append('  '.join('-' * width for width in widths))
     return '\n'.join(out)
+
+
+_request_id: 'contextvars.ContextVar[str | None]' = contextvars.ContextVar('bench_request_id',
+                                                                           default=None)
+
+
+def context_per_job(run):
+    """50,000 FiberPool(50) jobs that read a ContextVar their submitter set.
+
+    Every job runs in a copy of its submitter's context. With a variable set,
+    each queued job keeps a snapshot of its own; the anchor is the same pool
+    running the same number of jobs for a submitter that set nothing. The
+    note gives the difference per job.
+    """
+    n = run.size(50_000, 20_000)
+
+    def reads_the_context(i):
+        return i if _request_id.get() == 'request-1' else -1   # a wrong sum if lost
+
+    def with_context():
+        def submit_collect():
+            _request_id.set('request-1')
+            return _round('FiberPool results with a context', FiberPool(50),
+                          lambda pool: sum([future.result() for future in
+                                            [pool.submit(reads_the_context, i)
+                                             for i in range(n)]]),
+                          FiberPool.close, n)
+        return contextvars.Context().run(submit_collect)
+
+    def without_context():
+        return contextvars.Context().run(_fiberpool_submit_collect, n)
+
+    ours, anchor = run.alternate(with_context, without_context)
+    outcome = Outcome.from_rounds(ours, anchor, 'us/job', 1e6 / n)
+    outcome.note = '%+.0f ns/job' % ((outcome.ours - outcome.anchor) * 1000)
+    return outcome
+
+
+case('context-per-job', 'the same jobs, no context variable set', goal=1.5)(context_per_job)
 
 
 # Running and reporting.

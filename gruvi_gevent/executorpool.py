@@ -244,13 +244,14 @@ class ExecutorPool(EnginePool):
                 future.set_exception(exc)
         self._finished(True)
 
-    def close(self) -> None:
-        if self._closing:
-            return
-        super().close()
+    def close(self, timeout: float | None = None) -> bool:
+        if not super().close(timeout):
+            return False
+        # Once, by the first close() to see the pool closed.
         executor, self._executor = self._executor, None
         if executor is not None:
             _shutdown(executor)
+        return True
 
     close.__doc__ = PoolBase.close.__doc__
 

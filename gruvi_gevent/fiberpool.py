@@ -11,6 +11,7 @@ queue.
 import collections
 import functools
 import sys
+from contextvars import Context, copy_context
 from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
@@ -21,8 +22,8 @@ from gevent._waiter import Waiter
 from greenlet import getcurrent
 
 from .errors import Cancelled
-from .future import _DONE, _FAILED, Future
-from .pool import PoolBase
+from .future import _CANCELLED, _DONE, _FAILED, Future
+from .pool import _NO_KWARGS, EMPTY_CONTEXT, PoolBase, PoolStats
 from .wakeup import get_ident, hub_channel, run_in_hub
 
 __all__ = ['FiberPool']
@@ -30,11 +31,10 @@ __all__ = ['FiberPool']
 T = TypeVar('T')
 P = ParamSpec('P')
 
-# A job: (future, func, args, kwargs).
-_Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+# A job: (future, func, args, kwargs, the context it runs in a copy of).
+_Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], Context]
 
 _IDLE_TIMEOUT = object()
-_NO_KWARGS: dict[str, Any] = {}   # shared by map()'s jobs: func(**kwargs) never keeps the dict
 
 
 class _FiberWorker(Greenlet):
@@ -72,8 +72,10 @@ class FiberPool(PoolBase):
     """
 
     def __init__(self, maxsize: int | None = None, minsize: int = 0,
-                 name: str | None = None) -> None:
-        super().__init__(maxsize, minsize, name)
+                 name: str | None = None, *, max_queued: int | None = None,
+                 queue_timeout: float | None = None) -> None:
+        super().__init__(maxsize, minsize, name, max_queued=max_queued,
+                         queue_timeout=queue_timeout)
         self._hub = hub = get_hub()
         self._loop = hub.loop
         self._channel = hub_channel(hub)     # for calls from other threads
@@ -86,6 +88,7 @@ class FiberPool(PoolBase):
         self._idle_workers: list[_FiberWorker] = []   # idle workers, most recent last
         self._nworkers = 0
         self._unfinished = 0                 # jobs queued or running
+        self._outcomes = [0] * (_CANCELLED + 1)   # finished jobs, by their future's state
         self._closed = False                 # closing, and every worker has exited
         self._limit = sys.maxsize if maxsize is None else maxsize
         for _ in range(minsize):
@@ -97,20 +100,25 @@ class FiberPool(PoolBase):
     def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         if self._closing or not callable(func):
             self._check_submit(func)
+        if self._bound is not None:
+            return self._submit_bounded(func, args, kwargs)
         future: Future[T] = Future()
-        job = (future, func, args, kwargs)
+        # Run in a copy of the submitter's context, as asyncio.to_thread does.
+        self._enqueue((future, func, args, kwargs, copy_context() or EMPTY_CONTEXT))
+        return future
+
+    def _enqueue(self, job: _Job) -> None:
         if get_ident() != self._ident:
             self._inbox.append(job)
             if not self._drain_asked:
                 # One drain asked for at a time; it takes everything queued.
                 self._drain_asked = True
                 self._channel.call(self._drain_inbox)
-            return future
+            return
         self._queue.append(job)
         self._unfinished += 1
         if self._idle_workers or self._nworkers < self._limit:
             self._dispatch()
-        return future
 
     def _submit_many(self, func: Callable[..., T],
                      arg_tuples: Iterable[tuple[Any, ...]]) -> list[Future[T]]:
@@ -120,10 +128,11 @@ class FiberPool(PoolBase):
         futures: list[Future[T]] = []
         append_future = futures.append
         append_job = self._queue.append
+        context = copy_context() or EMPTY_CONTEXT    # one snapshot: no switch in between
         for args in arg_tuples:
             future: Future[T] = Future()
             append_future(future)
-            append_job((future, func, args, _NO_KWARGS))
+            append_job((future, func, args, _NO_KWARGS, context))
         self._unfinished += len(futures)
         for _ in range(len(futures)):
             if not (self._idle_workers or self._nworkers < self._limit):
@@ -178,27 +187,35 @@ class FiberPool(PoolBase):
         worker = getcurrent()
         queue = self._queue
         wakers = self._join_wakers.wakers
+        outcomes = self._outcomes
         while True:
             while queue:
-                future, func, args, kwargs = queue.popleft()
+                future, func, args, kwargs, context = queue.popleft()
                 try:
                     if future._set_running(worker.interrupt):
                         worker.job = future
-                        self._run_job(future, func, args, kwargs)
+                        self._run_job(future, func, args, kwargs, context)
                 finally:
                     # Also when the worker dies of a KeyboardInterrupt or
                     # SystemExit, raised by the job or by a done callback.
                     worker.job = None
+                    if worker.gr_context is not None:
+                        worker.gr_context = None    # what a job set stays with it
                     self._unfinished -= 1
+                    outcomes[future._state] += 1
                     if not self._unfinished and wakers:
                         self._join_wakers.wake_all()
             if self._closing or not self._park(worker):
                 return
 
     def _run_job(self, future: Future[Any], func: Callable[..., Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> None:
+                 kwargs: dict[str, Any], context: Context) -> None:
         try:
-            result = func(*args, **kwargs)
+            if context is EMPTY_CONTEXT:
+                # The worker's own context is empty between jobs too.
+                result = func(*args, **kwargs)
+            else:
+                result = context.copy().run(func, *args, **kwargs)
         except Cancelled as exc:
             if not future.cancelled():
                 future.set_exception(exc)
@@ -285,6 +302,15 @@ class FiberPool(PoolBase):
 
     def _idle(self) -> bool:
         return not self._unfinished and not self._inbox
+
+    def stats(self) -> PoolStats:
+        queued = len(self._queue)
+        outcomes = self._outcomes
+        return PoolStats(self._nworkers, len(self._idle_workers), queued + len(self._inbox),
+                         max(self._unfinished - queued, 0),
+                         outcomes[_DONE], outcomes[_FAILED], outcomes[_CANCELLED])
+
+    stats.__doc__ = PoolBase.stats.__doc__
 
     def _in_own_job(self) -> bool:
         return getcurrent() in self._group

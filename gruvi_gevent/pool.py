@@ -8,26 +8,53 @@ jobs run, how they are queued, and how a running job is (or is not) cancelled.
 import collections
 import itertools
 from collections.abc import Callable, Generator, Iterable, Iterator
+from contextvars import Context, copy_context
 from time import monotonic
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from zope.interface import implementer
 
+from .backpressure import JobBound
 from .errors import Timeout
 from .future import Future
 from .interfaces import IPool
 from .logs import log
 from .wakeup import Waker, check_timeout, new_waker
 
-__all__ = ['PoolBase']
+__all__ = ['PoolBase', 'PoolStats', 'EMPTY_CONTEXT']
 
 T = TypeVar('T')
 P = ParamSpec('P')
 _Pool = TypeVar('_Pool', bound='PoolBase')
 
+# Every job runs in a copy of its submitter's contextvars context, made
+# fresh as it starts, so that what the job changes stays in that copy. A
+# queued job keeps the snapshot it was submitted with, or this one when the
+# submitter's context is empty: then it keeps no object of its own, which the
+# garbage collector would visit for as long as the job waits, and its worker
+# runs it straight in its own context, empty between jobs (a worker drops
+# whatever a job set there). Never entered.
+EMPTY_CONTEXT = Context()
+
 _pool_numbers: 'collections.defaultdict[str, itertools.count[int]]' = \
     collections.defaultdict(itertools.count)
+
+
+class PoolStats(NamedTuple):
+    """A snapshot of a pool's numbers, returned by :meth:`PoolBase.stats`.
+
+    The totals count jobs since the pool was created, by how their futures
+    ended. ``_asdict()`` gives a dict ready for JSON.
+    """
+
+    workers: int     #: live workers
+    idle: int        #: workers waiting for a job
+    queued: int      #: jobs submitted and waiting for a worker
+    running: int     #: jobs running now
+    completed: int   #: jobs that returned a result
+    failed: int      #: jobs that raised an exception
+    cancelled: int   #: jobs cancelled before or while they ran
 
 
 def _check_size(maxsize: int | None, minsize: int) -> None:
@@ -44,6 +71,18 @@ def _check_size(maxsize: int | None, minsize: int) -> None:
         raise ValueError('minsize must be <= maxsize (%d), got %r' % (maxsize, minsize))
 
 
+def _check_max_queued(max_queued: int | None, maxsize: int | None) -> None:
+    if max_queued is None:
+        return
+    if isinstance(max_queued, bool) or not isinstance(max_queued, int):
+        raise TypeError('max_queued must be None or an int, got %r' % (max_queued,))
+    if max_queued < 0:
+        raise ValueError('max_queued must be None or >= 0, got %r' % (max_queued,))
+    if maxsize is None:
+        raise ValueError('max_queued needs a maxsize: a pool without one starts a '
+                         'worker for every job and never queues, got maxsize=None')
+
+
 def _iterate(iterable: Iterable[T], position: int) -> Iterator[T]:
     """Return ``iter(iterable)``; a TypeError for a non-iterable names map()'s argument."""
     try:
@@ -51,6 +90,14 @@ def _iterate(iterable: Iterable[T], position: int) -> Iterator[T]:
     except TypeError:
         raise TypeError('iterables must all be iterable, got %s at position %d'
                         % (type(iterable).__name__, position)) from None
+
+
+def _remaining(deadline: float | None) -> float | None:
+    """Seconds left until *deadline* (never below 0), or None for no deadline."""
+    return None if deadline is None else max(deadline - monotonic(), 0.0)
+
+
+_NO_KWARGS: dict[str, Any] = {}   # shared by map()'s jobs: func(**kwargs) never keeps the dict
 
 
 class _Wakers:
@@ -65,15 +112,24 @@ class _Wakers:
     def __init__(self) -> None:
         self.wakers: list[Waker] = []
 
-    def wait_until(self, predicate: Callable[[], bool]) -> None:
-        """Park the caller until ``predicate()`` is true. *Switchpoint.*"""
+    def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Park the caller until ``predicate()`` is true, at most *timeout*
+        seconds (None: no limit). Return whether it became true. *Switchpoint.*"""
         if predicate():
-            return
+            return True
+        deadline = None if timeout is None else monotonic() + timeout
         waker = new_waker()
         self.wakers.append(waker)
         try:
             while not predicate():
-                waker.wait()
+                if deadline is None:
+                    waker.wait()
+                    continue
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    return False
+                waker.wait(remaining)
+            return True
         finally:
             self.wakers.remove(waker)
 
@@ -109,14 +165,29 @@ class PoolBase:
 
     Workers above *minsize* that stay idle for :attr:`idle_timeout` seconds
     (30 by default) exit; more start again on demand.
+
+    **Backpressure:** by default a pool queues every job it is given. With
+    the keyword-only *max_queued* (an int >= 0; it needs a *maxsize*) at
+    most that many jobs wait for a worker: the pool holds at most
+    ``maxsize + max_queued`` jobs that are not done. A ``submit()`` that
+    finds no room waits for it -- from a greenlet it parks only that
+    greenlet, from a native thread it blocks only that thread -- first come,
+    first served. It waits at most *queue_timeout* seconds (None: no limit)
+    and then raises :class:`~gruvi_gevent.Timeout`; ``close()`` wakes it
+    with ``RuntimeError``. ``map()`` then submits its calls as room appears.
+    A job that waits for room in its own full pool may wait for ever, as in
+    gevent's ``Pool``.
     """
 
     #: Seconds an idle worker above minsize waits for work before it exits.
     idle_timeout: float = 30.0
 
     def __init__(self, maxsize: int | None = None, minsize: int = 0,
-                 name: str | None = None) -> None:
+                 name: str | None = None, *, max_queued: int | None = None,
+                 queue_timeout: float | None = None) -> None:
         _check_size(maxsize, minsize)
+        _check_max_queued(max_queued, maxsize)
+        queue_timeout = check_timeout(queue_timeout, 'queue_timeout')
         if name is None:
             kind = type(self).__name__
             name = '%s-%d' % (kind, next(_pool_numbers[kind]) + 1)
@@ -128,6 +199,11 @@ class PoolBase:
         self._closing = False
         self._join_wakers = _Wakers()    # parked in join(): woken when no job is unfinished
         self._close_wakers = _Wakers()   # parked in close(): woken when the last worker exits
+        self._max_queued = max_queued
+        self._queue_timeout = queue_timeout
+        # The bound on unfinished jobs, or None: submit() checks this one attribute.
+        self._bound = None if maxsize is None or max_queued is None else \
+            JobBound(maxsize + max_queued, name)
 
     @property
     def maxsize(self) -> int | None:
@@ -143,6 +219,11 @@ class PoolBase:
     def name(self) -> str:
         """The pool name."""
         return self._name
+
+    @property
+    def max_queued(self) -> int | None:
+        """The most jobs that may wait for a worker (None: no bound)."""
+        return self._max_queued
 
     def __repr__(self) -> str:
         return '<%s %r workers=%d maxsize=%s%s>' % (
@@ -170,13 +251,50 @@ class PoolBase:
 
         The function is run in the pool which will run it asynchronously. The
         function is called with the positional arguments *args* and keyword
-        arguments *kwargs*. May be called from any native thread.
+        arguments *kwargs*, in a copy of the caller's :mod:`contextvars`
+        context (as ``asyncio.to_thread`` does; what it changes there stays
+        in the copy). May be called from any native thread.
 
         The return value is a :class:`~gruvi_gevent.Future` that captures the
         state and the future result of the asynchronous function call.
 
+        In a pool with *max_queued* this is a *switchpoint*: it waits while
+        the pool is full (see the class docstring), and raises
+        :class:`~gruvi_gevent.Timeout` after *queue_timeout*.
+
         Raises ``TypeError`` if *func* is not callable and ``RuntimeError`` if
         the pool is closed.
+        """
+        raise NotImplementedError
+
+    def _submit_bounded(self, func: Callable[..., T], args: tuple[Any, ...],
+                        kwargs: dict[str, Any]) -> Future[T]:
+        """submit() of a pool with *max_queued*: wait for room, then queue. *Switchpoint.*"""
+        self._bound.enter(self._queue_timeout)     # type: ignore[union-attr]
+        return self._submit_admitted(func, args, kwargs)
+
+    def _submit_admitted(self, func: Callable[..., T], args: tuple[Any, ...],
+                         kwargs: dict[str, Any]) -> Future[T]:
+        """Queue a job that holds a place; the place goes back when its future is done."""
+        bound: JobBound = self._bound     # type: ignore[assignment]
+        if self._closing:
+            # Closed while the caller waited for the place.
+            bound.release()
+            raise RuntimeError('pool %s is closed' % self._name)
+        future: Future[T] = Future()
+        future._add(bound.release)
+        try:
+            self._enqueue((future, func, args, kwargs, copy_context() or EMPTY_CONTEXT))
+        except BaseException:
+            future.cancel()     # gives the place back
+            raise
+        return future
+
+    def _enqueue(self, job: tuple[Future[Any], Callable[..., Any], tuple[Any, ...],
+                                  dict[str, Any], Context]) -> None:
+        """Queue *job*, ``(future, func, args, kwargs, context)``, to run in a worker.
+
+        The job runs in a copy of *context*, a snapshot that jobs may share.
         """
         raise NotImplementedError
 
@@ -185,14 +303,18 @@ class PoolBase:
         """Apply *func* to the elements of the sequences in *iterables*.
 
         *Switchpoint* (the returned generator waits for each result). All
-        invocations of *func* are submitted to the pool at once. If multiple
+        invocations of *func* are submitted to the pool at once -- in a pool
+        with *max_queued*, as many as there is room for, and more each time a
+        result is handed out. If multiple
         iterables are provided, then *func* must take this many arguments, and
         is applied with one element from each iterable. All iterables must
         yield the same number of elements, else ``ValueError`` is raised.
 
         An optional *timeout* (seconds, counted from this call) may be
         provided: when it passes the generator raises
-        :class:`~gruvi_gevent.Timeout`.
+        :class:`~gruvi_gevent.Timeout`. It covers waiting for room in a pool
+        with *max_queued* too. Each call runs in a copy of the caller's
+        :mod:`contextvars` context.
 
         This returns a generator yielding the results in input order. An
         exception from a call is re-raised at its place in the order. When the
@@ -207,8 +329,10 @@ class PoolBase:
         if len({len(column) for column in columns}) > 1:
             raise ValueError('iterables must all have the same length, got lengths %s'
                              % ', '.join(str(len(column)) for column in columns))
-        futures = self._submit_many(func, zip(*columns))
-        results = self._results(futures, deadline)
+        if self._bound is None:
+            results = self._results(self._submit_many(func, zip(*columns)), deadline)
+        else:
+            results = self._fed_results(func, list(zip(*columns)), deadline)
         # Run it up to its first yield, inside the try: a generator closed (or
         # dropped) before it started would skip its finally clause and leave
         # the calls running.
@@ -244,10 +368,47 @@ class PoolBase:
                 if not future.done():
                     future.cancel()
 
-    def join(self) -> None:
+    def _fed_results(self, func: Callable[..., T], calls: list[tuple[Any, ...]],
+                     deadline: float | None) -> Generator[T, None, None]:
+        """map()'s generator for a pool with *max_queued*: it submits the
+        calls as room appears, and yields their results in order."""
+        bound: JobBound = self._bound     # type: ignore[assignment]
+        calls.reverse()                 # popped from the end, in input order
+        futures: collections.deque[Future[T]] = collections.deque()
+        try:
+            self._feed(func, calls, futures)
+            yield  # type: ignore[misc]  # map()'s priming step: nobody sees this one
+            while futures or calls:
+                if not futures:
+                    # None of ours is in the pool: wait in line for room.
+                    bound.enter(_remaining(deadline), 'map()')
+                    futures.append(self._submit_admitted(func, calls.pop(), _NO_KWARGS))
+                future = futures[0]
+                remaining = _remaining(deadline)
+                if remaining == 0 and not future.done():
+                    raise Timeout('map() timed out')
+                result = future.result(remaining)
+                futures.popleft()
+                self._feed(func, calls, futures)
+                yield result
+        finally:
+            for future in futures:
+                if not future.done():
+                    future.cancel()
+
+    def _feed(self, func: Callable[..., T], calls: list[tuple[Any, ...]],
+              futures: 'collections.deque[Future[T]]') -> None:
+        """Submit as many of map()'s *calls* as there is room for now; never parks."""
+        bound: JobBound = self._bound     # type: ignore[assignment]
+        while calls and bound.try_enter():
+            futures.append(self._submit_admitted(func, calls.pop(), _NO_KWARGS))
+
+    def join(self, timeout: float | None = None) -> bool:
         """Wait until all jobs in the pool have completed.
 
-        *Switchpoint.* New submissions are not blocked. This means that if you
+        *Switchpoint.* With a *timeout* (seconds) wait at most that long.
+        Return True if the pool went idle, False if the timeout passed first
+        (as gevent's ``Pool.join(timeout)`` does). New submissions are not blocked. This means that if you
         continue adding work via :meth:`submit` or :meth:`map` then this
         method might never finish. Called in one of the pool's own jobs it
         raises ``RuntimeError``: it would wait for that job itself.
@@ -257,31 +418,49 @@ class PoolBase:
         threads when this returns (a worker settles its books first and runs
         the callbacks last, which keeps the hot path short).
         """
+        timeout = check_timeout(timeout)
         self._check_not_in_own_job('join')
-        self._join_wakers.wait_until(self._idle)
+        return self._join_wakers.wait_until(self._idle, timeout)
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> bool:
         """Close the pool and wait for all workers to exit.
 
         *Switchpoint.* New submissions will be blocked (``submit()`` and
         ``map()`` raise ``RuntimeError``). Queued and running jobs are
-        finished; workers exit after that. This method returns after all
-        workers have exited. A second call returns at once. Called in one of
-        the pool's own jobs it raises ``RuntimeError``: it would wait for that
-        job itself.
+        finished; workers exit after that. This method returns True after all
+        workers have exited. With a *timeout* (seconds) it waits at most that
+        long and returns False if workers are still busy then: they are not
+        abandoned, they finish their jobs and exit, and a later ``close()``
+        or ``join()`` waits for them again. Called in one of the pool's own
+        jobs it raises ``RuntimeError``: it would wait for that job itself.
         """
-        if self._closing:
-            return
+        timeout = check_timeout(timeout)
         self._check_not_in_own_job('close')
-        self._closing = True
-        self._log(10, 'closing')
-        self._begin_close()
-        self._close_wakers.wait_until(self._no_workers)
+        if not self._closing:
+            self._closing = True
+            self._log(10, 'closing')
+            if self._bound is not None:
+                self._bound.close()
+            self._begin_close()
+        if not self._close_wakers.wait_until(self._no_workers, timeout):
+            return False
         self._log(10, 'closed')
+        return True
 
     def __len__(self) -> int:
         """Return the number of live workers."""
         raise NotImplementedError
+
+    def stats(self) -> PoolStats:
+        """Return a :class:`PoolStats` snapshot of the pool, for monitoring.
+
+        Cheap enough to call on every request: it reads counters the pool
+        keeps anyway, takes no lock and never switches. It may be called from
+        any thread. Each figure is read as it is at that instant, without
+        stopping the pool, so figures read together may be a job apart.
+        ``FiberPool``, ``ThreadPool`` and ``ProcessPool`` provide it.
+        """
+        raise NotImplementedError('%s does not keep stats' % type(self).__name__)
 
     def _check_not_in_own_job(self, method: str) -> None:
         if self._in_own_job():

@@ -33,6 +33,7 @@ import pickle
 import signal
 import weakref
 from collections.abc import Callable, Iterable
+from contextvars import Context
 from multiprocessing import reduction
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -261,8 +262,11 @@ class ProcessPool(FiberPool):
                 self._stop_process(worker)
 
     def _run_job(self, future: Future[Any], func: Callable[..., Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> None:
-        """Send the job (``args[0]``, packed by submit()) to this greenlet's process."""
+                 kwargs: dict[str, Any], context: Context) -> None:
+        """Send the job (``args[0]``, packed by submit()) to this greenlet's process.
+
+        *context* stays here: a context cannot be sent, and the process has its own.
+        """
         current = getcurrent()
         worker = self._workers.get(current)
         try:

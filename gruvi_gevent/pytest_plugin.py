@@ -287,7 +287,9 @@ def _settle(greenlets: list[Any], threads: list[int], deadline: float, rounds: i
     for ident in threads:
         thread = by_ident.get(ident)
         remaining = deadline - monotonic()
-        if thread is not None and thread is not threading.current_thread() and remaining > 0:
+        # Pool threads show up as dummies (named after their pool): not joinable.
+        if thread is not None and thread is not threading.current_thread() and \
+                not isinstance(thread, threading._DummyThread) and remaining > 0:
             thread.join(remaining)
     remaining = deadline - monotonic()
     gevent.sleep(max(0.0, min(0.001 * 2 ** rounds, remaining)))

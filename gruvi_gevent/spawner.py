@@ -29,6 +29,7 @@ from gevent._waiter import Waiter
 from gevent.hub import get_hub
 
 from .logs import log
+from .threadnames import run_named
 from .wakeup import allocate_lock
 
 __all__ = ['start_worker', 'call_in_spawner', 'spawner_ident', 'stop_spawner']
@@ -121,7 +122,7 @@ class _Spawner:
                 _UNBOUNDED, idle_task_timeout=0)
             self.gpools.append(gpool)
         try:
-            gpool.spawn(pool._work)
+            gpool.spawn(run_named, pool._next_thread_name(), pool._work)
         except Exception as exc:     # e.g. the OS refuses a new thread
             log(logging.ERROR, '%s: cannot start a worker thread: %r', pool.name, exc,
                 exc_info=exc)

@@ -16,19 +16,21 @@ patching, the locks that legacy code running in the pool shares with greenlets
 (logging's among them) are the library's own (see :mod:`gruvi_gevent.monkey`).
 """
 
+import itertools
 import os
 import weakref
 from collections.abc import Callable
-from contextvars import Context
+from contextvars import Context, copy_context
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from gevent import monkey
 from gevent._waiter import Waiter
+from greenlet import getcurrent
 
 from .errors import Error
-from .future import _DONE, _FAILED, Future, _run_callbacks
+from .future import _CANCELLED, _DONE, _FAILED, Future, _run_callbacks
 from .admission import Admission
-from .pool import PoolBase
+from .pool import EMPTY_CONTEXT, PoolBase, PoolStats
 from .spawner import start_worker
 from .wakeup import GreenletWaker, HubChannel, allocate_lock, get_ident, hub_channel, new_waker
 
@@ -89,9 +91,13 @@ class ThreadPool(PoolBase):
     """
 
     def __init__(self, maxsize: int | None = None, minsize: int = 0,
-                 name: str | None = None) -> None:
-        super().__init__(maxsize, minsize, name)
-        self._jobs = SimpleQueue()      # (future, func, args, kwargs), or None: exit
+                 name: str | None = None, *, max_queued: int | None = None,
+                 queue_timeout: float | None = None) -> None:
+        super().__init__(maxsize, minsize, name, max_queued=max_queued,
+                         queue_timeout=queue_timeout)
+        self._jobs = SimpleQueue()      # (future, func, args, kwargs, context), or None: exit
+        self._outcomes = [0] * (_CANCELLED + 1)   # finished jobs by future state; under _lock
+        self._thread_numbers = itertools.count(1)   # numbers the threads; the spawner's alone
         self._reset_state()
         _live_pools.add(self)
         for _ in range(minsize):
@@ -113,10 +119,14 @@ class ThreadPool(PoolBase):
     def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         if not callable(func):
             self._check_submit(func)
+        if self._bound is not None:
+            return self._submit_bounded(func, args, kwargs)
         future: Future[T] = Future()
+        # Run in a copy of the submitter's context, as asyncio.to_thread does.
         # Most calls have no keyword arguments: one shared empty dict for all
         # of them keeps a queued job 64 bytes smaller.
-        self._enqueue((future, func, args, kwargs or _NO_KWARGS))
+        self._enqueue((future, func, args, kwargs or _NO_KWARGS,
+                       copy_context() or EMPTY_CONTEXT))
         return future
 
     def _enqueue(self, job: tuple[Any, ...]) -> None:
@@ -172,7 +182,7 @@ class ThreadPool(PoolBase):
         future: Future[T] = Future()
         waker = new_waker()
         future._callbacks = waker    # not shared with anyone yet: no lock needed
-        job = (future, context.run, (func,) + args, kwargs)
+        job = (future, func, args, kwargs, context)
         try:
             waker.wait(before=lambda: self._enqueue(job))
             while future._state < _DONE:
@@ -195,6 +205,10 @@ class ThreadPool(PoolBase):
             self._thread_not_started()
             raise
 
+    def _next_thread_name(self) -> str:
+        """Return the name of the next worker thread: ``<pool name>-<n>``."""
+        return '%s-%d' % (self._name, next(self._thread_numbers))
+
     def _thread_not_started(self) -> None:
         """The OS refused a thread: uncount it, and if no thread is left to
         run the queued jobs, fail them rather than leave them pending."""
@@ -208,6 +222,7 @@ class ThreadPool(PoolBase):
             _fail(owner, error)
             with self._lock:
                 self._unfinished -= 1
+                self._outcomes[_FAILED] += 1
         self._join_wakers.wake_all()
         self._close_wakers.wake_all()
 
@@ -229,6 +244,8 @@ class ThreadPool(PoolBase):
         current = self._current
         lock = self._lock
         wakers = self._join_wakers.wakers
+        outcomes = self._outcomes
+        me = getcurrent()    # this thread's greenlet: its context is the thread's
         current[ident] = None
         retired = False
         try:
@@ -247,23 +264,31 @@ class ThreadPool(PoolBase):
                 callbacks = None
                 if type(job[0]) is HubChannel:
                     current[ident] = job
-                    _run_blocking_job(job)
+                    state = _run_blocking_job(job)
                     current[ident] = None
                     del job
                 else:
-                    future, func, args, kwargs = job
+                    future, func, args, kwargs, context = job
                     if future._set_running(None):
                         current[ident] = future
                         try:
-                            result = func(*args, **kwargs)
+                            if context is EMPTY_CONTEXT:
+                                # The thread's own context is empty between jobs too.
+                                result = func(*args, **kwargs)
+                            else:
+                                result = context.copy().run(func, *args, **kwargs)
                         except BaseException as exc:
                             callbacks = future._settle(_FAILED, exc)
                         else:
                             callbacks = future._settle(_DONE, result)
                         current[ident] = None
-                    del future, func, args, kwargs, job
+                        if me.gr_context is not None:
+                            me.gr_context = None    # what a job set stays with it
+                    state = future._state
+                    del future, func, args, kwargs, context, job
                 with lock:
                     self._unfinished -= 1
+                    outcomes[state] += 1
                     idle = not self._unfinished
                 if idle and wakers:
                     self._join_wakers.wake_all()
@@ -346,6 +371,16 @@ class ThreadPool(PoolBase):
     def _idle(self) -> bool:
         return not self._unfinished
 
+    def stats(self) -> PoolStats:
+        # A copy made in C, under the GIL: workers may come and go meanwhile.
+        current = list(self._current.values())
+        running = len(current) - current.count(None)
+        outcomes = self._outcomes
+        return PoolStats(self._nthreads, current.count(None), max(self._unfinished - running, 0),
+                         running, outcomes[_DONE], outcomes[_FAILED], outcomes[_CANCELLED])
+
+    stats.__doc__ = PoolBase.stats.__doc__
+
     def _is_worker_thread(self) -> bool:
         return get_ident() in self._current
 
@@ -374,8 +409,9 @@ def threads_alive() -> int:
     return sum(len(pool) for pool in list(_live_pools))
 
 
-def _run_blocking_job(job: tuple[Any, ...]) -> None:
+def _run_blocking_job(job: tuple[Any, ...]) -> int:
     """Run a blocking() job and hand its outcome to the waiting greenlet.
+    Return how it ended (``_DONE`` or ``_FAILED``), for the pool's stats.
 
     The wake-up goes first: the worker's bookkeeping overlaps the hub waking
     up. The outcome is switched (or thrown) into the caller's ``Waiter`` by
@@ -387,8 +423,9 @@ def _run_blocking_job(job: tuple[Any, ...]) -> None:
     except BaseException as exc:
         # With its traceback: greenlet.throw(exc) alone would drop it.
         channel.call(waiter.throw, type(exc), exc, exc.__traceback__)
-    else:
-        channel.call(waiter.switch, result)
+        return _FAILED
+    channel.call(waiter.switch, result)
+    return _DONE
 
 
 def _fail(owner: Any, error: BaseException) -> None:

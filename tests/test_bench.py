@@ -32,6 +32,7 @@ EXPECTED_CASES = [
     'processpool-speedup',
     'daskpool-vs-dask',
     'lock-vs-gevent-lock',
+    'context-per-job',
 ]
 
 # The only case with nothing to compare with.

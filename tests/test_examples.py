@@ -10,11 +10,13 @@ The docs' ``code-block:: python`` blocks are complete programs too, except
 those marked ``:class: fragment``; each runs the same way.
 """
 
+import json
 import os
 import pathlib
 import re
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -36,6 +38,7 @@ EXPECTED = {
     'waitable_testing.py': r'^waitable_testing: OK$',
     'scaling.py': r'^scaling: OK$',
     'dask_mix.py': r'^dask_mix: OK$',
+    'health.py': r'^health: OK$',
 }
 
 
@@ -72,6 +75,52 @@ def test_example_runs(name):
     else:
         assert re.search(expected, stdout, re.MULTILINE), \
             'expected a line matching %r\n%s' % (expected, report)
+
+
+@pytest.fixture
+def health_server():
+    """examples/health.py serving on 127.0.0.1: yields its port; stopped and reaped after."""
+    env = dict(os.environ)
+    env.pop('PYTHONWARNINGS', None)
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / 'health.py'), '--serve'],
+                            cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()     # the server prints its port once it listens
+        match = re.match(r'^listening on 127\.0\.0\.1:(\d+)$', line.strip())
+        assert match, 'unexpected first line %r; stderr: %s' % (
+            line, proc.stderr.read() if proc.poll() is not None else '')
+        yield int(match.group(1))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(TIMEOUT)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def fetch_json(port, path):
+    url = 'http://127.0.0.1:%d%s' % (port, path)
+    with urllib.request.urlopen(url, timeout=TIMEOUT) as reply:
+        assert reply.headers['Content-Type'] == 'application/json'
+        return json.loads(reply.read())
+
+
+@pytest.mark.timeout(TIMEOUT + 30)
+def test_health_endpoint_serves_pool_stats(health_server):
+    before = fetch_json(health_server, '/health')
+    assert set(before) == {'Io', 'Cpu', 'backends'}
+    assert before['backends'] == {'workers': 0, 'idle': 0, 'queued': 0, 'running': 0,
+                                  'completed': 0, 'failed': 0, 'cancelled': 0}
+    for _ in range(3):
+        assert fetch_json(health_server, '/order')['answer'] == 42
+    after = fetch_json(health_server, '/health')
+    assert after['backends']['completed'] == 3
+    assert after['Io']['completed'] >= before['Io']['completed'] + 3
+    assert after['Io']['workers'] >= 1 and after['Io']['failed'] == 0
 
 
 _BLOCK = re.compile(r'^\.\. code-block:: python\n((?:   :[^\n]*\n)*)\n((?:(?:   [^\n]*)?\n)+)',

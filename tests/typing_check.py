@@ -79,11 +79,11 @@ def check_pool_attributes() -> None:
         assert_type(fibers.minsize, int)
         assert_type(fibers.name, str)
         assert_type(len(fibers), int)
-        assert_type(fibers.join(), None)
+        assert_type(fibers.join(), bool)
     with ThreadPool(minsize=1) as threads:
         assert_type(threads, ThreadPool)
         assert_type(threads.idle_timeout, float)
-        assert_type(threads.close(), None)
+        assert_type(threads.close(), bool)
     FiberPool(maxsize='ten')            # type: ignore[arg-type]
 
 
