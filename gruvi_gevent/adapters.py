@@ -64,10 +64,12 @@ class _Link:
     def __call__(self, source: object = None) -> None:
         if not self.active:
             return
-        self.active = False
+        callback = _Callback(self.func, self.args)
+        # Spent: a link that stays in the object's list keeps nothing alive.
+        self.deactivate()
         # Errors are handled as for a Future's callbacks: logged, and only a
         # KeyboardInterrupt-like BaseException is re-raised, after the call.
-        run_callbacks(_Callback(self.func, self.args))
+        run_callbacks(callback)
 
     def deactivate(self) -> None:
         """Never call the callback; let go of it and its arguments at once.

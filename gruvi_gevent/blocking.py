@@ -1,7 +1,10 @@
 """The process-wide IO and CPU thread pools, the process pool, and blocking().
 
 Both pools are created on first use, from any thread, and are the same
-objects everywhere. They are pools of our own, not the hub's
+objects everywhere, until one is closed: the next call makes a fresh one
+(closing them, in a ``with`` block or a test's teardown, breaks nothing).
+Their threads belong to the process, like a hub, not to whoever started
+them. They are pools of our own, not the hub's
 ``hub.threadpool``: gevent's DNS resolver queues work there, and blocking
 calls must not stall name resolution.
 """
@@ -16,13 +19,15 @@ from gevent import monkey
 from gevent._hub_local import get_hub_if_exists
 from greenlet import getcurrent
 
+from . import exiting
 from .admission import admission_of
 from .processpool import ProcessPool
 from .spawner import spawner_ident, stop_spawner
 from .threadpool import ThreadPool, threads_alive
 from .wakeup import allocate_lock, get_ident
 
-__all__ = ['get_io_pool', 'get_cpu_pool', 'get_process_pool', 'blocking', 'stop_idle_threads']
+__all__ = ['get_io_pool', 'get_cpu_pool', 'get_process_pool', 'blocking', 'stop_idle_threads',
+           'process_pool_threads']
 
 _sleep: Callable[[float], None] = monkey.get_original('time', 'sleep')
 # How long to wait for an OS thread to be gone once it has left Python code.
@@ -43,19 +48,26 @@ ADMITTED_PER_THREAD = 2
 
 def _get_pool(name: str, maxsize: int) -> ThreadPool:
     pool = _pools.get(name)
-    if pool is None:
+    if pool is None or pool._closing:
         with _lock:
             pool = _pools.get(name)
-            if pool is None:
+            if pool is None or pool._closing and not exiting.began():
                 pool = _pools[name] = ThreadPool(maxsize, name=name)
     return pool
+
+
+def process_pool_threads() -> set[int]:
+    """Return the idents of the threads of the IO and CPU pools (they live
+    for the process: leak checks leave them out)."""
+    return {ident for pool in list(_pools.values()) for ident in pool._thread_idents()}
 
 
 def get_io_pool() -> ThreadPool:
     """Return the thread pool for IO tasks.
 
     By default there is one IO thread pool per application (maxsize 20,
-    name ``Io``), which is shared with all threads.
+    name ``Io``), which is shared with all threads. Once it is closed, the
+    next call returns a new one.
     """
     return _get_pool('Io', 20)
 
@@ -65,6 +77,7 @@ def get_cpu_pool() -> ThreadPool:
 
     By default there is one CPU thread pool per application (maxsize
     ``os.cpu_count()``, name ``Cpu``), which is shared with all threads.
+    Once it is closed, the next call returns a new one.
     """
     return _get_pool('Cpu', os.cpu_count() or 1)
 
@@ -87,7 +100,7 @@ def get_process_pool() -> ProcessPool:
     return pool
 
 
-def blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+def blocking(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a function that uses blocking IO.
 
     *Switchpoint.* The function is run in the IO thread pool; its result is
@@ -100,7 +113,7 @@ def blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     hub in small batches and other greenlets keep their turn. Called from a
     plain native thread it blocks just that thread. Called from inside an
     IO-pool thread it runs *func* right there, so that nested calls cannot
-    deadlock a full pool.
+    deadlock a full pool. *func* is positional-only: every keyword goes to it.
 
     The function runs in a copy of the caller's ``contextvars`` context, as
     with ``asyncio.to_thread``: it sees the caller's context variables, and
@@ -109,7 +122,7 @@ def blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     if not callable(func):
         raise TypeError('func must be callable, got %r' % (func,))
     pool = _pools.get('Io')
-    if pool is None:
+    if pool is None or pool._closing:
         pool = get_io_pool()
     context = copy_context()
     if get_ident() in pool._current:    # an IO-pool thread: inline

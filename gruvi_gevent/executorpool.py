@@ -98,7 +98,7 @@ class EnginePool(PoolBase):
     def __len__(self) -> int:
         return self._inflight
 
-    def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+    def submit(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         if self._closing or not callable(func):
             self._check_submit(func)
         future: _EngineFuture[T] = self._future_class()

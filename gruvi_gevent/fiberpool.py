@@ -10,17 +10,20 @@ queue.
 
 import collections
 import functools
+import logging
 import sys
+import weakref
 from contextvars import Context, copy_context
 from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
-from gevent import Greenlet, GreenletExit
+from gevent import Greenlet, GreenletExit, monkey
 from gevent.hub import get_hub
 from gevent.pool import Group
 from gevent._waiter import Waiter
 from greenlet import getcurrent
 
+from . import exiting
 from .errors import Cancelled
 from .future import _CANCELLED, _DONE, _FAILED, Future
 from .pool import _NO_KWARGS, EMPTY_CONTEXT, PoolBase, PoolStats
@@ -35,6 +38,17 @@ P = ParamSpec('P')
 _Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], Context]
 
 _IDLE_TIMEOUT = object()
+
+
+# A per-thread store of the original thread module: its value for a thread
+# is dropped when that thread's state is deleted, even under monkey patching.
+_thread_local: Any = monkey.get_original('_thread', '_local')
+
+
+class _Token:
+    """Lives as long as the thread that stores it in a ``_thread_local``."""
+
+    __slots__ = ('__weakref__',)   # the pool's weak reference, dead once the thread is gone
 
 
 class _FiberWorker(Greenlet):
@@ -80,6 +94,9 @@ class FiberPool(PoolBase):
         self._loop = hub.loop
         self._channel = hub_channel(hub)     # for calls from other threads
         self._ident = hub.thread_ident
+        self._thread_data = _thread_local()      # its thread's token, while the thread lives
+        self._thread_data.token = token = _Token()
+        self._thread_alive = weakref.ref(token)  # dead once the hub's thread has exited
         self._group = Group()
         self._group.greenlet_class = _FiberWorker
         self._queue: collections.deque[_Job] = collections.deque()   # jobs to run
@@ -91,34 +108,47 @@ class FiberPool(PoolBase):
         self._outcomes = [0] * (_CANCELLED + 1)   # finished jobs, by their future's state
         self._closed = False                 # closing, and every worker has exited
         self._limit = sys.maxsize if maxsize is None else maxsize
+        exiting.register(self)
+        self._closing = exiting.began()    # made during shutdown: born closed
         for _ in range(minsize):
             self._spawn_worker()
 
     def __len__(self) -> int:
         return self._nworkers
 
-    def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+    def submit(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         if self._closing or not callable(func):
             self._check_submit(func)
         if self._bound is not None:
             return self._submit_bounded(func, args, kwargs)
         future: Future[T] = Future()
+        future._result = self      # its owner, while pending: see _wait_in_own_job
         # Run in a copy of the submitter's context, as asyncio.to_thread does.
         self._enqueue((future, func, args, kwargs, copy_context() or EMPTY_CONTEXT))
         return future
 
     def _enqueue(self, job: _Job) -> None:
         if get_ident() != self._ident:
+            self._check_hub()
             self._inbox.append(job)
             if not self._drain_asked:
                 # One drain asked for at a time; it takes everything queued.
                 self._drain_asked = True
                 self._channel.call(self._drain_inbox)
             return
+        if self._hub.loop is None:
+            self._check_hub()
         self._queue.append(job)
         self._unfinished += 1
         if self._idle_workers or self._nworkers < self._limit:
             self._dispatch()
+
+    def _check_hub(self) -> None:
+        """Raise RuntimeError if no hub will ever run this pool's jobs."""
+        if self._hub.loop is None:
+            raise RuntimeError('pool %s: its hub was destroyed' % self._name)
+        if self._thread_alive() is None:
+            raise RuntimeError('pool %s: the thread of its hub has exited' % self._name)
 
     def _submit_many(self, func: Callable[..., T],
                      arg_tuples: Iterable[tuple[Any, ...]]) -> list[Future[T]]:
@@ -131,6 +161,7 @@ class FiberPool(PoolBase):
         context = copy_context() or EMPTY_CONTEXT    # one snapshot: no switch in between
         for args in arg_tuples:
             future: Future[T] = Future()
+            future._result = self
             append_future(future)
             append_job((future, func, args, _NO_KWARGS, context))
         self._unfinished += len(futures)
@@ -198,11 +229,14 @@ class FiberPool(PoolBase):
                 finally:
                     # Also when the worker dies of a KeyboardInterrupt or
                     # SystemExit, raised by the job or by a done callback.
+                    # An idle worker keeps nothing of its last job.
                     worker.job = None
+                    func = args = kwargs = context = None  # type: ignore[assignment]
                     if worker.gr_context is not None:
                         worker.gr_context = None    # what a job set stays with it
                     self._unfinished -= 1
                     outcomes[future._state] += 1
+                    future = None  # type: ignore[assignment]
                     if not self._unfinished and wakers:
                         self._join_wakers.wake_all()
             if self._closing or not self._park(worker):
@@ -226,6 +260,10 @@ class FiberPool(PoolBase):
             future._complete(_FAILED, exc)
         else:
             future._complete(_DONE, result)
+        finally:
+            # A failed job's traceback holds this frame: it must not hold the
+            # future too (future -> exception -> traceback -> frame -> future).
+            del future, func, args, kwargs, context
 
     def _park(self, worker: _FiberWorker) -> bool:
         """Wait idle for a job. Return False if the worker should exit."""
@@ -233,7 +271,8 @@ class FiberPool(PoolBase):
         self._idle_workers.append(worker)
         timer = None
         if self._nworkers > self._minsize:
-            timer = self._loop.timer(self.idle_timeout)
+            # Unref'd: an idle pool must not keep gevent.wait() waiting.
+            timer = self._loop.timer(self.idle_timeout, ref=False)
             timer.start(waiter.switch, _IDLE_TIMEOUT)
         try:
             woken = waiter.get()
@@ -314,3 +353,36 @@ class FiberPool(PoolBase):
 
     def _in_own_job(self) -> bool:
         return getcurrent() in self._group
+
+    def _wait_in_own_job(self, future: Future[Any], timeout: float | None) -> bool:
+        """A job waiting on a job of its own pool that has not started runs it
+        itself, in its own greenlet, as gevent's ``Pool.apply()`` does: a full
+        pool would deadlock otherwise."""
+        worker = getcurrent()
+        if worker not in self._group:
+            return False
+        queue = self._queue
+        for index, job in enumerate(queue):
+            if job[0] is future:
+                break
+        else:
+            return False     # running, or still in the inbox: wait for it
+        del queue[index]
+        outer = worker.job
+        try:
+            if future._set_running(worker.interrupt):
+                worker.job = future
+                self._run_job(*job)
+        finally:
+            worker.job = outer
+            self._unfinished -= 1
+            self._outcomes[future._state] += 1
+        return True
+
+    def _at_exit(self) -> None:
+        """Interpreter shutdown: no greenlet runs again; say what is dropped."""
+        self._closing = True
+        dropped = self._unfinished + len(self._inbox)
+        if dropped:
+            self._log(logging.WARNING, '%d job(s) not done at interpreter exit are dropped',
+                      dropped)

@@ -10,7 +10,13 @@ Thread-safety: every method may be called from any native thread. State
 changes happen under one module-wide *original* OS lock (never a
 monkey-patched one; see :mod:`gruvi_gevent.wakeup`), shared by all futures so
 that a future needs no lock object of its own; callbacks run after the lock
-is released. A pending future with no callbacks is three slots, about 56 bytes.
+is released. A pending future with no callbacks is four slots, about 64 bytes.
+
+References: a failed future keeps its exception and the traceback it was
+stored with, and nothing of the callers of :meth:`Future.result`: each
+re-raise starts again from the stored traceback and leaves the exception's
+``__context__`` as it was, and no frame of this module (nor of the pools)
+keeps the future alive through the traceback, as in ``concurrent.futures``.
 """
 
 import os
@@ -91,10 +97,15 @@ class _HubLink:
         self.callback = callback
         self.hub = hub
         self.active = True
-        hub_channel(hub).hold()
+        hub_channel(hub).hold(self)
 
     def __call__(self) -> None:
         run_in_hub(self.hub, self.fire)
+
+    def wake_after_fork(self) -> None:
+        # Its call may have been owed by a thread that the fork left behind.
+        if self.future._state >= _DONE:
+            self()
 
     def fire(self) -> None:
         if self.deactivate():
@@ -105,7 +116,7 @@ class _HubLink:
         if not self.active:
             return False
         self.active = False
-        hub_channel(self.hub).release()
+        hub_channel(self.hub).release(self)
         return True
 
 
@@ -163,13 +174,16 @@ class Future(Generic[T]):
     """
 
     __slots__ = ('_state',       # one of _PENDING .. _CANCELLED
-                 '_result',      # the value, the exception, or the canceller while running
-                 '_callbacks')   # None, one callback, or a dict used as an ordered set
+                 '_result',      # the value, the exception, the canceller while running,
+                                 # or the pool that will run it (if any) while pending
+                 '_callbacks',   # None, one callback, or a dict used as an ordered set
+                 '_traceback')   # a failed future's traceback, as its exception was stored
 
     def __init__(self) -> None:
         self._state: int = _PENDING
         self._result: Any = None
         self._callbacks: Any = None
+        self._traceback: Any = None
 
     def __repr__(self) -> str:
         state = self._state
@@ -239,6 +253,11 @@ class Future(Generic[T]):
         in a native thread that runs no hub it blocks only that thread. Called
         in the hub itself (a loop callback) on a future that is not done, it
         raises ``RuntimeError`` instead of deadlocking.
+
+        Every call raises the stored exception object with the traceback it
+        had when it was stored (the caller's frames are added as it passes
+        through them, as for any exception); the exception the caller was
+        handling, if any, does not stay behind as its ``__context__``.
         """
         if timeout is not None:
             timeout = check_timeout(timeout)
@@ -246,7 +265,16 @@ class Future(Generic[T]):
             self._wait(timeout)
         if self._state == _DONE:
             return self._result
-        raise self._result
+        exc = self._result
+        context = exc.__context__
+        try:
+            raise exc.with_traceback(self._traceback)
+        finally:
+            # Raising in an except block sets the caller's exception as the
+            # context of this shared one: put back the job's own. And break
+            # the cycle exception -> traceback -> this frame -> self.
+            exc.__context__ = context
+            del self, exc, context
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """Wait for the async function to complete and return its exception.
@@ -259,7 +287,10 @@ class Future(Generic[T]):
             timeout = check_timeout(timeout)
         if self._state < _DONE:
             self._wait(timeout)
-        return None if self._state == _DONE else self._result
+        if self._state == _DONE:
+            return None
+        # As it was stored: not with the frames of the last result() caller.
+        return self._result.with_traceback(self._traceback)
 
     def add_done_callback(self, callback: Callable[..., object], *args: Any) -> object | None:
         """Add a callback that gets called when the future completes.
@@ -372,6 +403,8 @@ class Future(Generic[T]):
                 return None
             self._result = result
             self._state = state
+            if state == _FAILED:
+                self._traceback = result.__traceback__
             callbacks = self._callbacks
             self._callbacks = None
         return callbacks
@@ -402,6 +435,14 @@ class Future(Generic[T]):
 
     def _wait(self, timeout: float | None) -> None:
         """Park the caller until the future is done; raise Timeout after *timeout*."""
+        with _lock:
+            owner = self._result if self._state == _PENDING else None
+        if owner is not None and owner._wait_in_own_job(self, timeout):
+            return
+        self._park(timeout)
+
+    def _park(self, timeout: float | None) -> None:
+        """The waiting part of :meth:`_wait`; for a pool's own waits as well."""
         waker = new_waker()
         if not self._add(waker):
             return

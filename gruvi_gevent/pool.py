@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from zope.interface import implementer
 
+from . import exiting
 from .backpressure import JobBound
 from .errors import Timeout
 from .future import Future
@@ -242,18 +243,29 @@ class PoolBase:
 
     def _check_submit(self, func: object) -> None:
         if self._closing:
+            if exiting.began():
+                raise RuntimeError('cannot submit to pool %s after interpreter shutdown '
+                                   'began' % self._name)
             raise RuntimeError('pool %s is closed' % self._name)
         if not callable(func):
             raise TypeError('func must be callable, got %r' % (func,))
 
-    def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+    def submit(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Run *func* asynchronously.
 
         The function is run in the pool which will run it asynchronously. The
         function is called with the positional arguments *args* and keyword
-        arguments *kwargs*, in a copy of the caller's :mod:`contextvars`
-        context (as ``asyncio.to_thread`` does; what it changes there stays
-        in the copy). May be called from any native thread.
+        arguments *kwargs* (*func* is positional-only, so any keyword, ``func``
+        and ``self`` included, goes to it), in a copy of the caller's
+        :mod:`contextvars` context (as ``asyncio.to_thread`` does; what it
+        changes there stays in the copy). May be called from any native thread.
+
+        **Re-entrancy:** a ``FiberPool`` job that waits on a job of its own
+        pool that has not started runs it inline, in its own greenlet (as
+        gevent's ``Pool.apply()`` does), so a full pool cannot deadlock on
+        itself. A ``ThreadPool`` thread (a job, or a done callback) waiting on
+        a pending job of its own full pool, when every thread of the pool is
+        in such a wait, gets ``RuntimeError`` at once.
 
         The return value is a :class:`~gruvi_gevent.Future` that captures the
         state and the future result of the asynchronous function call.
@@ -263,7 +275,7 @@ class PoolBase:
         :class:`~gruvi_gevent.Timeout` after *queue_timeout*.
 
         Raises ``TypeError`` if *func* is not callable and ``RuntimeError`` if
-        the pool is closed.
+        the pool is closed or interpreter shutdown has begun.
         """
         raise NotImplementedError
 
@@ -282,6 +294,7 @@ class PoolBase:
             bound.release()
             raise RuntimeError('pool %s is closed' % self._name)
         future: Future[T] = Future()
+        future._result = self      # its owner, while pending: see _wait_in_own_job
         future._add(bound.release)
         try:
             self._enqueue((future, func, args, kwargs, copy_context() or EMPTY_CONTEXT))
@@ -298,7 +311,7 @@ class PoolBase:
         """
         raise NotImplementedError
 
-    def map(self, func: Callable[..., T], *iterables: Iterable[Any],
+    def map(self, func: Callable[..., T], /, *iterables: Iterable[Any],
             timeout: float | None = None) -> Generator[T, None, None]:
         """Apply *func* to the elements of the sequences in *iterables*.
 
@@ -352,17 +365,19 @@ class PoolBase:
         futures.reverse()
         try:
             yield  # type: ignore[misc]  # map()'s priming step: nobody sees this one
+            timeout = None
             while futures:
                 future = futures[-1]
-                if deadline is None:
-                    result = future.result()
-                else:
+                if deadline is not None:
                     remaining = deadline - monotonic()
                     if not future.done() and remaining <= 0:
                         raise Timeout('map() timed out')
-                    result = future.result(max(remaining, 0))
-                futures.pop()
-                yield result
+                    timeout = max(remaining, 0)
+                future.exception(timeout)
+                del future
+                # No local keeps the result (nor its future) while the
+                # consumer holds the generator between two items.
+                yield futures.pop().result()
         finally:
             for future in futures:
                 if not future.done():
@@ -387,10 +402,11 @@ class PoolBase:
                 remaining = _remaining(deadline)
                 if remaining == 0 and not future.done():
                     raise Timeout('map() timed out')
-                result = future.result(remaining)
-                futures.popleft()
+                future.exception(remaining)
+                del future
                 self._feed(func, calls, futures)
-                yield result
+                # As in _results: no local keeps what was yielded.
+                yield futures.popleft().result()
         finally:
             for future in futures:
                 if not future.done():
@@ -413,10 +429,9 @@ class PoolBase:
         method might never finish. Called in one of the pool's own jobs it
         raises ``RuntimeError``: it would wait for that job itself.
 
-        "Completed" means every job's future is done. In a ``ThreadPool`` the
-        done callbacks of the last jobs may still be running in their pool
-        threads when this returns (a worker settles its books first and runs
-        the callbacks last, which keeps the hot path short).
+        "Completed" means every job's future is done and the done callbacks
+        that its worker runs have returned: a worker running callbacks is
+        busy (a job submitted meanwhile makes the pool grow, if it may).
         """
         timeout = check_timeout(timeout)
         self._check_not_in_own_job('join')
@@ -470,6 +485,22 @@ class PoolBase:
     def _in_own_job(self) -> bool:
         """Return whether the caller runs in one of this pool's workers."""
         raise NotImplementedError
+
+    def _at_exit(self) -> None:
+        """Called at interpreter shutdown (see :mod:`gruvi_gevent.exiting`).
+
+        The default, as ``concurrent.futures`` does: close the pool, so that
+        what was submitted runs to completion before the interpreter goes.
+        """
+        self.close()
+
+    def _wait_in_own_job(self, future: Future[Any], timeout: float | None) -> bool:
+        """Called before the caller parks on *future*, pending in this pool.
+
+        Return True once the pool has waited (or run the job) itself; raise if
+        waiting would deadlock. The default: False, the caller parks.
+        """
+        return False
 
     def _idle(self) -> bool:
         raise NotImplementedError

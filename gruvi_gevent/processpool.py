@@ -210,7 +210,7 @@ class ProcessPool(FiberPool):
         super().__init__((os.cpu_count() or 1) if maxsize is None else maxsize, minsize, name)
         _live_pools.add(self)
 
-    def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+    def submit(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         if self._closing or not callable(func):
             self._check_submit(func)
         try:

@@ -61,6 +61,7 @@ import gevent
 import pytest
 
 from . import FiberPool, Future, PoolBase, ThreadPool, Timeout
+from .blocking import process_pool_threads
 from .spawner import spawner_ident
 from .testing import CountingProxy, RecordingWaitable, run_in_greenlet
 
@@ -253,8 +254,10 @@ class _Snapshot:
                 if count:
                     self.callbacks[id(obj)] = (obj, count)
         # The spawner thread that starts pool threads lives for the whole
-        # process, like a hub: it is not a leak of the test that started it.
-        self.threads = set(sys._current_frames()) - {spawner_ident()}
+        # process, like a hub, and so do the IO and CPU pools' threads: they
+        # are no leak of the test that started them.
+        self.threads = set(sys._current_frames()) - {spawner_ident()} - \
+            process_pool_threads()
 
     def forget_objects(self) -> None:
         """Keep only ids and counts, so that the snapshot holds nothing alive."""

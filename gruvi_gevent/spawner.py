@@ -13,8 +13,11 @@ So every worker thread is started here: any thread asks with
 :func:`start_worker` (a deque append and an async ``send()``, the one loop
 call that is safe from another thread), and this thread's main greenlet calls
 ``spawn()`` on its own hub. The thread runs until :func:`stop_spawner` (a
-raw thread: it never delays exit) and is made again, on demand, after that and
-in a forked child.
+raw thread) and is made again, on demand, after that and in a forked child,
+but not once interpreter shutdown has begun: the pools are closed then and
+the spawner stopped (see :mod:`gruvi_gevent.exiting`). Nobody waits for it to
+start: the first pool use queues its request and returns while the thread
+builds its hub.
 """
 
 import collections
@@ -28,6 +31,7 @@ from gevent import monkey
 from gevent._waiter import Waiter
 from gevent.hub import get_hub
 
+from . import exiting
 from .logs import log
 from .threadnames import run_named
 from .wakeup import allocate_lock
@@ -45,12 +49,13 @@ _UNBOUNDED = 1 << 30
 class _Spawner:
     """The spawner thread's state; see the module docstring."""
 
-    __slots__ = ('ident',      # the thread's ident
+    __slots__ = ('ident',      # the thread's ident, once its hub runs
                  'native_id',  # the thread's OS id, to wait for it to be gone
                  'requests',   # ThreadPools that want one more worker, or functions
                                # to call; appended under _lock
-                 'watcher',    # async watcher of the thread's hub: send() wakes it
+                 'watcher',    # async watcher of the thread's hub, once it runs: send() wakes it
                  'error',      # what stopped the thread from starting, if anything
+                 'ready',      # an OS lock held until the thread is set up (or failed to be)
                  'gpools',     # the gevent ThreadPools made here; only this thread touches it
                  'stopping',   # set (under _lock, once no longer _spawner) to end the thread
                  'exited')     # an OS lock, held until the thread has left its loop
@@ -65,34 +70,49 @@ class _Spawner:
         self.stopping = False
         self.exited = allocate_lock()
         self.exited.acquire()
-        started = allocate_lock()
-        started.acquire()
-        _start_new_thread(self._run, (started,))
-        started.acquire()
-        if self.error is not None:
-            raise self.error
+        self.ready = allocate_lock()
+        self.ready.acquire()
+        # Nobody waits for the thread to build its hub (milliseconds, more
+        # under load): requests queue up meanwhile and it takes them first.
+        _start_new_thread(self._run, ())
 
-    def _run(self, started):
+    def _run(self):
         try:
             hub = get_hub()
             hub.name = 'gruvi_gevent spawner'
             waiter = Waiter(hub)
             # Started and ref'd for good: it keeps this thread's loop running.
-            self.watcher = hub.loop.async_()
-            self.watcher.start(waiter.switch, None)
+            watcher = hub.loop.async_()
+            watcher.start(waiter.switch, None)
             self.ident = _get_ident()
             self.native_id = _get_native_id()
+            self.watcher = watcher
         except BaseException as exc:
             self.error = exc
+            self._fail_requests()
             self.exited.release()
             return
         finally:
-            started.release()
+            self.ready.release()
         try:
             self._serve(waiter)
         finally:
             self._close(hub)
             self.exited.release()
+
+    def _fail_requests(self) -> None:
+        """The thread could not set up: the pools that asked get no worker."""
+        global _spawner
+        with _lock:
+            if _spawner is self:
+                _spawner = None     # the next request tries a new thread
+            requests = list(self.requests)
+            self.requests.clear()
+        log(logging.ERROR, 'the spawner thread cannot start (%d requests dropped): %r',
+            len(requests), self.error, exc_info=self.error)
+        for request in requests:
+            if not callable(request):
+                request._thread_not_started()
 
     def _serve(self, waiter):
         requests = self.requests
@@ -137,22 +157,35 @@ def _get_spawner():
     # Called under _lock.
     global _spawner
     if _spawner is None:
+        if exiting.began():
+            raise RuntimeError('cannot start the spawner thread after interpreter '
+                               'shutdown began')
         _spawner = _Spawner()
     return _spawner
+
+
+def _send(spawner):
+    # Called under _lock, after a request was appended: a thread that sets
+    # its watcher later takes every queued request once it has.
+    watcher = spawner.watcher
+    if watcher is not None:
+        watcher.send()
 
 
 def start_worker(pool):
     """Ask the spawner to start one worker thread running ``pool._work()``.
 
-    Callable from any thread; returns at once. The caller has counted the
-    thread already; if the OS refuses it, ``pool._thread_not_started()`` is
-    called in the spawner thread. Raises if the spawner itself cannot start.
+    Callable from any thread; returns at once, also while the spawner thread
+    is still building its hub. The caller has counted the thread already; if
+    the OS refuses it (or the spawner thread cannot set up),
+    ``pool._thread_not_started()`` is called. Raises if the spawner thread
+    itself cannot start, or once it has been stopped at interpreter exit.
     """
     with _lock:
         # Under the lock, so that no request lands in a spawner being stopped.
         spawner = _get_spawner()
         spawner.requests.append(pool)
-        spawner.watcher.send()
+        _send(spawner)
 
 
 def call_in_spawner(func):
@@ -166,7 +199,7 @@ def call_in_spawner(func):
     with _lock:
         spawner = _get_spawner()
         spawner.requests.append(func)
-        spawner.watcher.send()
+        _send(spawner)
 
 
 def spawner_ident():
@@ -194,7 +227,10 @@ def stop_spawner(threads_alive: Callable[[], int]) -> int | None:
             return None
         _spawner = None
         spawner.stopping = True
-        spawner.watcher.send()
+    with spawner.ready:     # a thread still setting up reads stopping once it is
+        watcher = spawner.watcher
+    if watcher is not None:
+        watcher.send()
     with spawner.exited:
         return spawner.native_id
 

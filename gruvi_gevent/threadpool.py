@@ -27,6 +27,7 @@ from gevent import monkey
 from gevent._waiter import Waiter
 from greenlet import getcurrent
 
+from . import exiting
 from .errors import Error
 from .future import _CANCELLED, _DONE, _FAILED, Future, _run_callbacks
 from .admission import Admission
@@ -57,6 +58,28 @@ _RETIRED = object()
 _CONTINUE = object()
 
 _get_native_id: Callable[[], int] = monkey.get_original('_thread', 'get_native_id')
+
+# Per-thread storage of the original thread module: a thread's value goes
+# when the thread's state is cleared at its exit, even under monkey patching.
+_thread_data: Any = monkey.get_original('_thread', '_local')()
+
+
+class _GoneLock:
+    """Kept in a thread's storage: releases an OS lock when the thread is gone.
+
+    What ``threading.Thread.join()`` waits for, for threads that ``threading``
+    did not start: the thread's state is cleared at its very end, after
+    gevent's epilogue (which destroys the thread's hub, if a job made one).
+    """
+
+    __slots__ = ('lock',)   # an OS lock, held until the thread's storage is cleared
+
+    def __init__(self) -> None:
+        self.lock = allocate_lock()
+        self.lock.acquire()
+
+    def __del__(self) -> None:
+        self.lock.release()
 
 
 class _IdleStop:
@@ -100,6 +123,8 @@ class ThreadPool(PoolBase):
         self._thread_numbers = itertools.count(1)   # numbers the threads; the spawner's alone
         self._reset_state()
         _live_pools.add(self)
+        exiting.register(self)
+        self._closing = exiting.began()    # made during shutdown: born closed
         for _ in range(minsize):
             with self._lock:
                 self._nthreads += 1
@@ -111,17 +136,20 @@ class ThreadPool(PoolBase):
         self._unfinished = 0            # jobs submitted and not yet completed
         # worker thread ident -> its running job's Future, or its blocking() job
         self._current: dict[int, Any] = {}
+        self._gone: list[Any] = []      # _GoneLock locks of threads that ran here
+        self._own_waiters = 0           # pool threads waiting on a pending job of this pool
         self._gevent_pool: Any = None   # its gevent ThreadPool; only the spawner thread touches it
 
     def __len__(self) -> int:
         return self._nthreads
 
-    def submit(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+    def submit(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         if not callable(func):
             self._check_submit(func)
         if self._bound is not None:
             return self._submit_bounded(func, args, kwargs)
         future: Future[T] = Future()
+        future._result = self      # its owner, while pending: see _wait_in_own_job
         # Run in a copy of the submitter's context, as asyncio.to_thread does.
         # Most calls have no keyword arguments: one shared empty dict for all
         # of them keeps a queued job 64 bytes smaller.
@@ -190,7 +218,14 @@ class ThreadPool(PoolBase):
         finally:
             if future._state < _DONE:
                 future._remove(waker)
-        return future.result()
+        if future._state == _DONE:
+            return future._result
+        try:
+            return future.result()
+        finally:
+            # The traceback holds this frame: break future -> exception ->
+            # traceback -> frame -> future (job holds the future too).
+            del future, job
 
     submit.__doc__ = PoolBase.submit.__doc__
 
@@ -247,6 +282,7 @@ class ThreadPool(PoolBase):
         outcomes = self._outcomes
         me = getcurrent()    # this thread's greenlet: its context is the thread's
         current[ident] = None
+        self._note_thread()
         retired = False
         try:
             while True:
@@ -281,19 +317,15 @@ class ThreadPool(PoolBase):
                             callbacks = future._settle(_FAILED, exc)
                         else:
                             callbacks = future._settle(_DONE, result)
+                            del result      # an idle thread keeps nothing of its last job
                         current[ident] = None
                         if me.gr_context is not None:
                             me.gr_context = None    # what a job set stays with it
                     state = future._state
                     del future, func, args, kwargs, context, job
-                with lock:
-                    self._unfinished -= 1
-                    outcomes[state] += 1
-                    idle = not self._unfinished
-                if idle and wakers:
-                    self._join_wakers.wake_all()
-                # Callbacks last: waking a waiter hands it the GIL soon, and
-                # this thread's bookkeeping is done by then.
+                # The job counts as unfinished until its callbacks have run:
+                # the thread is busy, so a job submitted meanwhile (by a
+                # callback, say) makes the pool grow, and join() waits for them.
                 if callbacks:
                     try:
                         _run_callbacks(callbacks)
@@ -303,6 +335,12 @@ class ThreadPool(PoolBase):
                         # to, and must stay to run the queued jobs.
                         pass
                     del callbacks
+                with lock:
+                    self._unfinished -= 1
+                    outcomes[state] += 1
+                    idle = not self._unfinished
+                if idle and wakers:
+                    self._join_wakers.wake_all()
         finally:
             current.pop(ident, None)
             self._thread_exited(retired)
@@ -367,6 +405,63 @@ class ThreadPool(PoolBase):
             count = self._nthreads
         for _ in range(count):
             self._jobs.put(None)
+
+    def close(self, timeout: float | None = None) -> bool:
+        if not super().close(timeout):
+            return False
+        self._join_threads()
+        return True
+
+    close.__doc__ = PoolBase.close.__doc__
+
+    def _note_thread(self) -> None:
+        """In a new worker thread: keep a lock that says when the thread is gone."""
+        gone = getattr(_thread_data, 'gone', None)
+        if gone is None:
+            # gevent may run a second worker loop in a thread: one lock a thread.
+            gone = _thread_data.gone = _GoneLock()
+        with self._lock:
+            self._gone = [lock for lock in self._gone if lock.locked()]
+            self._gone.append(gone.lock)
+
+    def _join_threads(self) -> None:
+        """Wait until every thread that worked here is gone, not just out of
+        the pool's code: gevent's thread epilogue (it destroys the thread's
+        hub, if a job made one) must not overlap interpreter finalisation.
+        The threads have left the pool by now: this takes microseconds."""
+        with self._lock:
+            locks, self._gone = self._gone, []
+        for lock in locks:
+            with lock:
+                pass
+
+    def _wait_in_own_job(self, future: Future[Any], timeout: float | None) -> bool:
+        """A pool thread (a job, or a done callback) waiting on a pending job of
+        its own pool: while some thread of the pool may still take that job,
+        wait; when every thread is in such a wait and the pool cannot grow,
+        nothing ever would, so raise ``RuntimeError`` at once."""
+        if get_ident() not in self._current:
+            return False
+        with self._lock:
+            self._own_waiters += 1
+            stuck = (self._maxsize is not None and self._nthreads >= self._maxsize
+                     and self._own_waiters >= self._nthreads)
+            if stuck:
+                self._own_waiters -= 1
+        if stuck:
+            raise RuntimeError('waiting in pool %s for one of its own pending jobs would '
+                               'deadlock: all %d threads of the full pool are waiting on '
+                               'it' % (self._name, self._nthreads))
+        try:
+            future._park(timeout)
+        finally:
+            with self._lock:
+                self._own_waiters -= 1
+        return True
+
+    def _thread_idents(self) -> list[int]:
+        """Return the idents of the worker threads now in the pool's loop."""
+        return list(self._current)
 
     def _idle(self) -> bool:
         return not self._unfinished

@@ -113,11 +113,32 @@ class _Readiness:
         finally:
             self.wanted = 0
 
+    def release(self, index: int) -> None:
+        """Remove the callback of entry *index*, and drop the references to it."""
+        handle = self.handles[index]
+        waitable = self.waitables[index]
+        self.handles[index] = self.waitables[index] = None
+        if handle is not None:
+            waitable.remove_done_callback(handle)
+
     def unregister(self) -> None:
+        """Remove every callback; if some removals raise, the first error is
+        raised once all the others are done."""
+        error: BaseException | None = None
         for waitable, handle in zip(self.waitables, self.handles):
             if handle is not None:
-                waitable.remove_done_callback(handle)
+                try:
+                    waitable.remove_done_callback(handle)
+                except BaseException as exc:
+                    if error is None:
+                        error = exc
         self.handles = []
+        self.waitables = []
+        if error is not None:
+            try:
+                raise error
+            finally:
+                del error
 
 
 def wait(objects: Collection[T], count: int | None = None,
@@ -181,6 +202,13 @@ def as_completed(objects: Collection[T], count: int | None = None,
     return _as_completed(objects, waitables, count, timeout)
 
 
+def _take(items: list[Any], index: int) -> Any:
+    """Return ``items[index]`` and put None in its place."""
+    item = items[index]
+    items[index] = None
+    return item
+
+
 def _as_completed(objects: list[T], waitables: list[Any], count: int,
                   timeout: float | None) -> Generator[T, None, None]:
     if count == 0:
@@ -193,7 +221,10 @@ def _as_completed(objects: list[T], waitables: list[Any], count: int,
         yielded = 0
         while True:
             while ready:
-                yield objects[ready.popleft()]
+                # Dropped once yielded: the generator keeps only what is pending.
+                index = ready.popleft()
+                readiness.release(index)
+                yield _take(objects, index)
                 yielded += 1
                 if yielded == count:
                     return

@@ -89,7 +89,8 @@ class HubChannel:
                  'pending',    # (func, args) to run in the hub; appended by any thread
                  'count',      # greenlets of the hub waiting for a native thread; hub thread only
                  'reffed',     # the watcher holds a reference on the loop; hub thread only
-                 'draining')   # a drain is under way; hub thread only
+                 'draining',   # a drain is under way; hub thread only
+                 'holders')    # who holds it (a dict used as a set): woken after a fork
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
@@ -98,6 +99,7 @@ class HubChannel:
         self.count = 0
         self.reffed = False
         self.draining = False
+        self.holders: dict[Any, None] = {}
         self.watcher = hub.loop.async_(ref=False)
         self.watcher.start(self._drain)
 
@@ -136,15 +138,22 @@ class HubChannel:
             if self.reffed and not self.count:
                 self._unref()
 
-    def hold(self) -> None:
-        """Count one more greenlet waiting for a native thread (hub thread only)."""
+    def hold(self, holder: Any = None) -> None:
+        """Count one more greenlet waiting for a native thread (hub thread only).
+
+        A *holder* (with a ``wake_after_fork()`` method) is woken in a forked child.
+        """
+        if holder is not None:
+            self.holders[holder] = None
         self.count += 1
         if not self.reffed and self.hub.loop is not None:
             self.watcher.ref = True
             self.reffed = True
 
-    def release(self) -> None:
+    def release(self, holder: Any = None) -> None:
         """Count one greenlet less (hub thread only)."""
+        if holder is not None:
+            del self.holders[holder]
         self.count -= 1
         if not self.count and self.reffed and not self.draining:
             self._unref()
@@ -153,6 +162,13 @@ class HubChannel:
         if self.hub.loop is not None:
             self.watcher.ref = False
         self.reffed = False
+
+    def wake_after_fork(self) -> None:
+        """In a forked child: a wake-up owed by a thread that is not there
+        (one inside a future's done callbacks at the fork) will never come.
+        Wake every holder; each re-checks what it waits for."""
+        for holder in list(self.holders):
+            holder.wake_after_fork()
 
 
 def hub_channel(hub: Any) -> HubChannel:
@@ -210,6 +226,10 @@ class GreenletWaker:
         elif hub.loop is not None:      # None: the hub was destroyed
             hub.loop.run_callback(self.waiter.switch, _WOKEN)
 
+    def wake_after_fork(self) -> None:
+        """A wake-up that may be spurious; the waiter re-checks its condition."""
+        self()
+
     def wait(self, timeout: float | None = None,
              before: Callable[[], object] | None = None) -> bool:
         """Park until woken or until *timeout* passes. Return False on timeout.
@@ -221,13 +241,13 @@ class GreenletWaker:
         waiter = self.waiter
         if timeout is None:
             channel = self.channel
-            channel.hold()
+            channel.hold(self)
             try:
                 if before is not None:
                     before()
                 waiter.get()
             finally:
-                channel.release()
+                channel.release(self)
                 waiter.clear()
             return True
         timer = self.hub.loop.timer(timeout)
@@ -299,6 +319,9 @@ def _reinit_loop_after_fork() -> None:
     hub = get_hub_if_exists()
     if hub is not None and hub.loop is not None:
         hub.loop.reinit()
+        channel = getattr(hub, '_gruvi_gevent_channel', None)
+        if channel is not None:
+            channel.wake_after_fork()
 
 
 os.register_at_fork(after_in_child=_reinit_loop_after_fork)
