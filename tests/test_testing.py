@@ -887,3 +887,31 @@ def test_plugin_can_be_disabled(inner):
     result = _run(inner, '-p', 'no:gruvi_gevent')
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'fiber_pool' not found*"])
+
+
+def test_no_leaks_leaves_out_the_process_wide_pool_threads(inner):
+    # The IO and CPU pools live for the process: a test that starts or grows
+    # them leaks nothing.
+    inner.makepyfile(test_process_pools='''
+        import threading
+        import pytest
+        from gruvi_gevent import blocking, get_cpu_pool, wait
+
+        @pytest.mark.no_leaks(grace=0.05)
+        def test_grows_the_io_and_cpu_pools():
+            count = 4
+            barrier = threading.Barrier(count, timeout=10)
+            cpu = get_cpu_pool()
+            wait([cpu.submit(abs, -n) for n in range(count)], timeout=10)
+
+            def meet():
+                return blocking(barrier.wait)
+
+            threads = [threading.Thread(target=meet) for _ in range(count)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(10)
+    ''')
+    result = _run(inner)
+    result.assert_outcomes(passed=1)
