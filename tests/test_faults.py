@@ -348,7 +348,8 @@ EXIT_WITHOUT_CLOSE = '''
             stuck.release()
 
         def report(n):
-            print('ran', n, flush=True)
+            sys.stdout.write('ran %d\\n' % n)     # one write: lines from threads stay whole
+            sys.stdout.flush()
 
         started = [threads.submit(hold) for _ in range(4)]
         queued = [threads.submit(report, n) for n in range(10)]
