@@ -113,14 +113,6 @@ class _Readiness:
         finally:
             self.wanted = 0
 
-    def release(self, index: int) -> None:
-        """Remove the callback of entry *index*, and drop the references to it."""
-        handle = self.handles[index]
-        waitable = self.waitables[index]
-        self.handles[index] = self.waitables[index] = None
-        if handle is not None:
-            waitable.remove_done_callback(handle)
-
     def unregister(self) -> None:
         """Remove every callback; if some removals raise, the first error is
         raised once all the others are done."""
@@ -218,12 +210,17 @@ def _as_completed(objects: list[T], waitables: list[Any], count: int,
     try:
         readiness.register()
         ready = readiness.ready
+        handles = readiness.handles
         yielded = 0
         while True:
             while ready:
                 # Dropped once yielded: the generator keeps only what is pending.
                 index = ready.popleft()
-                readiness.release(index)
+                handle = handles[index]
+                if handle is not None:
+                    handles[index] = None
+                    waitables[index].remove_done_callback(handle)
+                waitables[index] = None
                 yield _take(objects, index)
                 yielded += 1
                 if yielded == count:
