@@ -57,6 +57,8 @@ CLOSE_AND_EXIT = '''
 '''
 
 
+# 50 interpreters, four at a time: some 10-25 s on a loaded 2-core machine.
+@pytest.mark.timeout(150)
 @pytest.mark.parametrize('patching', ['plain', 'patched'])
 def test_exit_after_close_and_with_running_threads_never_crashes(patching):
     runs = 50
