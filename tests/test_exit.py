@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import weakref
 
 import gevent
 import pytest
@@ -26,6 +27,7 @@ from gruvi_gevent import ThreadPool, blocking, get_cpu_pool, get_io_pool
 SCRIPT_TIMEOUT = 50
 PROLOGUE = '''
     import faulthandler, sys
+    faulthandler.enable()       # a crash shows where it happened
     faulthandler.dump_traceback_later(40, exit=True)
     if sys.argv[1:2] == ['patched']:
         from gevent import monkey
@@ -70,17 +72,23 @@ def test_exit_after_close_and_with_running_threads_never_crashes(patching):
         len(failures), runs, failures[0])
 
 
+class Token:
+    """Kept by a pool thread in its thread-local storage, which goes with the thread."""
+
+
 def test_close_returns_once_the_threads_are_gone():
     pool = ThreadPool(8)
+    local = threading.local()   # not monkey-patched here: storage of each OS thread
 
-    def ident_after_sleep():
+    def token_after_sleep():
         gevent.sleep(0.01)        # makes a hub in the pool thread
-        return threading.get_ident()
+        local.token = token = Token()
+        return weakref.ref(token)
 
-    idents = {future.result(10) for future in [pool.submit(ident_after_sleep)
-                                               for _ in range(8)]}
+    refs = [future.result(10) for future in [pool.submit(token_after_sleep)
+                                             for _ in range(8)]]
     pool.close()
-    assert not idents & set(sys._current_frames())
+    assert [ref() for ref in refs] == [None] * 8
 
 
 AT_EXIT = '''
