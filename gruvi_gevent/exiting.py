@@ -35,7 +35,7 @@ def began() -> bool:
 
 
 def register(pool: Any) -> None:
-    """Have ``pool._at_exit()`` called at interpreter shutdown."""
+    """Have ``pool._at_exit()`` (see ``PoolBase._at_exit``) called at interpreter shutdown."""
     _pools.add(pool)
 
 
