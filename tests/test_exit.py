@@ -145,7 +145,11 @@ def test_thread_work_runs_at_exit_and_later_submits_fail(patching):
 
 
 FORK_IN_CALLBACKS = '''
-    import os, threading
+    import os, threading, warnings
+    # Python 3.12+ warns on fork() with other threads running: forking while
+    # a thread runs done callbacks is the very case under test.
+    warnings.filterwarnings('ignore', category=DeprecationWarning,
+                            message=r'This process \\(pid=\\d+\\) is multi-threaded')
     import gevent
     from gevent import monkey
     from gruvi_gevent import Future
