@@ -122,14 +122,14 @@ def test_one_failing_removal_does_not_leak_the_others(counting):
     good = [counting() for _ in range(3)]
     with pytest.raises(ValueError, match='cannot remove'):
         wait([good[0], bad] + good[1:], timeout=0)
-    assert [obj.count for obj in good] == [0, 0, 0]
+    assert [obj.live_count for obj in good] == [0, 0, 0]
 
     ready = as_completed(good[:1] + [bad] + good[1:], timeout=TIMEOUT)
-    good[0].set()
+    good[0].make_ready()
     assert next(ready) is good[0]
     with pytest.raises(ValueError, match='cannot remove'):
         ready.close()
-    assert [obj.count for obj in good] == [0, 0, 0]
+    assert [obj.live_count for obj in good] == [0, 0, 0]
 
 
 # A FiberPool whose hub cannot run its jobs any more.
