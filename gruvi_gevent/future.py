@@ -10,7 +10,7 @@ Thread-safety: every method may be called from any native thread. State
 changes happen under one module-wide *original* OS lock (never a
 monkey-patched one; see :mod:`gruvi_gevent.wakeup`), shared by all futures so
 that a future needs no lock object of its own; callbacks run after the lock
-is released. A pending future with no callbacks is four slots, about 64 bytes.
+is released. A pending future with no callbacks is three slots, about 56 bytes.
 
 References: a failed future keeps its exception and the traceback it was
 stored with, and nothing of the callers of :meth:`Future.result`: each
@@ -174,16 +174,15 @@ class Future(Generic[T]):
     """
 
     __slots__ = ('_state',       # one of _PENDING .. _CANCELLED
-                 '_result',      # the value, the exception, the canceller while running,
-                                 # or the pool that will run it (if any) while pending
-                 '_callbacks',   # None, one callback, or a dict used as an ordered set
-                 '_traceback')   # a failed future's traceback, as its exception was stored
+                 '_result',      # the value; (exception, its traceback as stored) once
+                                 # failed; Cancelled(); the canceller while running; or
+                                 # the pool that will run it (if any) while pending
+                 '_callbacks')   # None, one callback, or a dict used as an ordered set
 
     def __init__(self) -> None:
         self._state: int = _PENDING
         self._result: Any = None
         self._callbacks: Any = None
-        self._traceback: Any = None
 
     def __repr__(self) -> str:
         state = self._state
@@ -191,7 +190,7 @@ class Future(Generic[T]):
         if state == _DONE:
             text += ' result=%s' % type(self._result).__name__
         elif state == _FAILED:
-            text += ' exception=%r' % (self._result,)
+            text += ' exception=%r' % (self._result[0],)
         return '<%s at 0x%x %s>' % (type(self).__name__, id(self), text)
 
     # The consumer side.
@@ -265,16 +264,22 @@ class Future(Generic[T]):
             self._wait(timeout)
         if self._state == _DONE:
             return self._result
-        exc = self._result
+        exc, traceback = self._stored_exception()
         context = exc.__context__
         try:
-            raise exc.with_traceback(self._traceback)
+            raise exc.with_traceback(traceback)
         finally:
             # Raising in an except block sets the caller's exception as the
             # context of this shared one: put back the job's own. And break
             # the cycle exception -> traceback -> this frame -> self.
             exc.__context__ = context
-            del self, exc, context
+            del self, exc, traceback, context
+
+    def _stored_exception(self) -> tuple[BaseException, Any]:
+        """(exception, traceback as it was stored) of a failed or cancelled future."""
+        if self._state == _FAILED:
+            return self._result
+        return self._result, None
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """Wait for the async function to complete and return its exception.
@@ -290,7 +295,8 @@ class Future(Generic[T]):
         if self._state == _DONE:
             return None
         # As it was stored: not with the frames of the last result() caller.
-        return self._result.with_traceback(self._traceback)
+        exc, traceback = self._stored_exception()
+        return exc.with_traceback(traceback)
 
     def add_done_callback(self, callback: Callable[..., object], *args: Any) -> object | None:
         """Add a callback that gets called when the future completes.
@@ -401,10 +407,10 @@ class Future(Generic[T]):
         with _lock:
             if self._state >= _DONE:
                 return None
-            self._result = result
+            # A failed future keeps the traceback as stored, beside the
+            # exception: every re-raise starts from it (see result()).
+            self._result = (result, result.__traceback__) if state == _FAILED else result
             self._state = state
-            if state == _FAILED:
-                self._traceback = result.__traceback__
             callbacks = self._callbacks
             self._callbacks = None
         return callbacks
