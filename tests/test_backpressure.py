@@ -11,8 +11,8 @@ import pytest
 from gruvi_gevent import FiberPool, Timeout
 from gruvi_gevent.testing import run_in_greenlet, run_in_native_thread
 
-from pool_helpers import (  # noqa: F401  (fixtures)
-    KINDS, TIMEOUT, Tracker, pool_factory, ticker, wait_until)
+from pool_helpers import (
+    KINDS, TIMEOUT, Tracker, ticker, wait_until)
 
 
 @pytest.fixture(params=KINDS)

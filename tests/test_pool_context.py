@@ -9,7 +9,7 @@ import pytest
 from gruvi_gevent import blocking
 from gruvi_gevent.testing import run_in_greenlet, run_in_native_thread
 
-from pool_helpers import KINDS, TIMEOUT, pool_factory  # noqa: F401  (fixtures)
+from pool_helpers import KINDS, TIMEOUT
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar('request_id',
                                                                         default=None)

@@ -6,7 +6,7 @@ import pytest
 
 from gruvi_gevent.testing import run_in_greenlet, run_in_native_thread
 
-from pool_helpers import KINDS, TIMEOUT, Tracker, pool_factory  # noqa: F401  (fixtures)
+from pool_helpers import KINDS, TIMEOUT, Tracker
 
 SHORT = 0.05
 

@@ -6,8 +6,8 @@ import pytest
 from gruvi_gevent import FiberPool, Future, PoolStats
 from gruvi_gevent.testing import run_in_greenlet, run_in_native_thread
 
-from pool_helpers import (  # noqa: F401  (fixtures)
-    KINDS, TIMEOUT, Tracker, pool_factory, wait_until)
+from pool_helpers import (
+    KINDS, TIMEOUT, Tracker, wait_until)
 
 FIELDS = ('workers', 'idle', 'queued', 'running', 'completed', 'failed', 'cancelled')
 

@@ -12,7 +12,7 @@ import pytest
 from gruvi_gevent import ThreadPool, blocking
 from gruvi_gevent.threadnames import os_thread_name
 
-from pool_helpers import TIMEOUT, Tracker, THREAD, pool_factory, run_python, wait_until  # noqa: F401
+from pool_helpers import TIMEOUT, Tracker, THREAD, run_python, wait_until
 
 def own_name():
     return threading.current_thread().name
