@@ -283,9 +283,10 @@ def _settle(greenlets: list[Any], threads: list[int], deadline: float, rounds: i
     nothing to wait on; for those the check naps briefly (a millisecond,
     doubling each round) and looks again.
     """
-    remaining = deadline - monotonic()
-    if greenlets and remaining > 0:
-        gevent.joinall(greenlets, timeout=remaining)
+    if greenlets:
+        # Even past the deadline the hub gets one turn, so a greenlet that was
+        # only spawned has started (and can be described by where it waits).
+        gevent.joinall(greenlets, timeout=max(0.0, deadline - monotonic()))
     by_ident = {thread.ident: thread for thread in threading.enumerate()}
     for ident in threads:
         thread = by_ident.get(ident)
@@ -353,7 +354,9 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     rounds = 0
     while True:
         greenlets, threads, callbacks = _Snapshot().leftovers(before)
-        if not (greenlets or threads or callbacks) or monotonic() >= deadline:
+        if not (greenlets or threads or callbacks):
+            break
+        if rounds and monotonic() >= deadline:     # settled at least once
             break
         _settle(greenlets, threads, deadline, rounds)
         rounds += 1

@@ -711,6 +711,31 @@ def test_gevent_timeout_marker(inner):
     result.stdout.fnmatch_lines(["*gevent_timeout wants a number of seconds > 0, got 'soon'*"])
 
 
+def test_no_leaks_without_grace_still_says_where_a_greenlet_waits(inner):
+    # A grace already spent (a slow machine, or grace=0) must still let the
+    # spawned greenlet start, so that the report shows where it waits.
+    inner.makepyfile(test_leaks='''
+        import gevent
+        import gevent.event
+        import pytest
+
+        gate = gevent.event.Event()
+
+        def parked():
+            gate.wait()
+
+        @pytest.mark.no_leaks(grace=0)
+        def test_leaks_greenlet():
+            gevent.spawn(parked)
+
+        def test_clean_up():
+            gate.set()
+    ''')
+    result = _run(inner)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(['*greenlet <Greenlet*', '*in parked*'])
+
+
 def test_no_leaks_marker_and_fixture(inner):
     inner.makepyfile(test_leaks='''
         import gevent
