@@ -167,13 +167,13 @@ def _wait_gone(native_ids: list[int]) -> None:
             _sleep(0.0005)
 
 
-def _forget_pools_after_fork() -> None:
-    # The pools reset themselves in the child; the module lock may have been
-    # held by a thread that does not exist there. The process pool's greenlets
-    # and workers belong to the parent: the child makes its own on demand.
-    global _lock, _process_pool
-    _lock = allocate_lock()
+def _forget_process_pool_after_fork() -> None:
+    # The thread pools reset themselves in the child. The process pool's
+    # greenlets and workers belong to the parent: the child makes its own on demand.
+    global _process_pool
     _process_pool = None
 
 
-os.register_at_fork(after_in_child=_forget_pools_after_fork)
+# The module lock may have been held by a thread that does not exist in the child.
+os.register_at_fork(after_in_child=_lock._at_fork_reinit)
+os.register_at_fork(after_in_child=_forget_process_pool_after_fork)

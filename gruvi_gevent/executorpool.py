@@ -14,6 +14,7 @@ cancelling them is certain.
 import collections
 import concurrent.futures
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, Union
@@ -220,7 +221,7 @@ class ExecutorPool(EnginePool):
         assert self._factory is not None
         old = self._executor
         if old is not None:
-            self._log(20, 'replacing the broken executor %r', old)
+            self._log(logging.INFO, 'replacing the broken executor %r', old)
             old.shutdown(wait=False)
         executor = self._factory()
         if not isinstance(executor, Executor):

@@ -306,7 +306,7 @@ class FiberPool(PoolBase):
         if worker in self._idle_workers:
             self._idle_workers.remove(worker)
         if worker.exception is not None and not isinstance(worker.exception, GreenletExit):
-            self._log(10, 'worker died of %r; replacing it', worker.exception)
+            self._log(logging.DEBUG, 'worker died of %r; replacing it', worker.exception)
         need = len(self._queue)
         if not self._closing:
             need = max(need, self._minsize - self._nworkers)

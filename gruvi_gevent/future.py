@@ -19,6 +19,7 @@ re-raise starts again from the stored traceback and leaves the exception's
 keeps the future alive through the traceback, as in ``concurrent.futures``.
 """
 
+import logging
 import os
 from time import monotonic
 from typing import Any, Callable, Generic, TypeVar
@@ -51,15 +52,8 @@ _STATE_NAMES = {
 # One lock for the state of every future: held for a few bytecodes at a time,
 # it costs less than a lock per future (~100 bytes each) and never nests.
 _lock = allocate_lock()
-
-
-def _reinit_lock_after_fork() -> None:
-    # A thread that held the lock at fork time does not exist in the child.
-    global _lock
-    _lock = allocate_lock()
-
-
-os.register_at_fork(after_in_child=_reinit_lock_after_fork)
+# A thread that held the lock at fork time does not exist in the child.
+os.register_at_fork(after_in_child=_lock._at_fork_reinit)
 
 
 class _Callback:
@@ -134,7 +128,7 @@ def _run_callbacks(callbacks: Any) -> None:
         try:
             callback()
         except BaseException as exc:
-            log(40, 'done callback %r raised %r', callback, exc, exc_info=exc)
+            log(logging.ERROR, 'done callback %r raised %r', callback, exc, exc_info=exc)
             if escaped is None and not isinstance(exc, Exception):
                 escaped = exc
     if escaped is not None:

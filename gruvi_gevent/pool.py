@@ -7,6 +7,7 @@ jobs run, how they are queued, and how a running job is (or is not) cancelled.
 
 import collections
 import itertools
+import logging
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextvars import Context, copy_context
 from time import monotonic
@@ -460,13 +461,13 @@ class PoolBase:
         self._check_not_in_own_job('close')
         if not self._closing:
             self._closing = True
-            self._log(10, 'closing')
+            self._log(logging.DEBUG, 'closing')
             if self._bound is not None:
                 self._bound.close()
             self._begin_close()
         if not self._close_wakers.wait_until(self._no_workers, timeout):
             return False
-        self._log(10, 'closed')
+        self._log(logging.DEBUG, 'closed')
         return True
 
     def __len__(self) -> int:

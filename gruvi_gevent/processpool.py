@@ -26,6 +26,7 @@ died idle) is replaced first, and the job runs on the new one.
 import _socket
 import atexit
 import functools
+import logging
 import multiprocessing
 import multiprocessing.process
 import os
@@ -254,7 +255,7 @@ class ProcessPool(FiberPool):
                     self._workers[getcurrent()] = self._start_process()
                 except Exception as exc:
                     # The first job will try again, and fail if it cannot.
-                    self._log(30, 'cannot start a worker process: %r', exc)
+                    self._log(logging.WARNING, 'cannot start a worker process: %r', exc)
             super()._work()
         finally:
             worker = self._workers.pop(getcurrent(), None)
@@ -390,7 +391,7 @@ class ProcessPool(FiberPool):
         sentinel = process.sentinel
         ready, _, _ = gevent.select.select([sentinel], [], [], _EXIT_TIMEOUT)
         if not ready:
-            self._log(30, 'worker process %s did not exit; killing it', process.pid)
+            self._log(logging.WARNING, 'worker process %s did not exit; killing it', process.pid)
             process.kill()
             gevent.select.select([sentinel], [], [], _EXIT_TIMEOUT)
         for _ in range(_EXIT_CODE_POLLS):

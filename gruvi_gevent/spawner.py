@@ -24,7 +24,7 @@ import collections
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent.threadpool
 from gevent import monkey
@@ -35,6 +35,9 @@ from . import exiting
 from .logs import log
 from .threadnames import run_named
 from .wakeup import allocate_lock
+
+if TYPE_CHECKING:
+    from .threadpool import ThreadPool
 
 __all__ = ['start_worker', 'call_in_spawner', 'spawner_ident', 'stop_spawner']
 
@@ -60,12 +63,12 @@ class _Spawner:
                  'stopping',   # set (under _lock, once no longer _spawner) to end the thread
                  'exited')     # an OS lock, held until the thread has left its loop
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.requests: collections.deque[Any] = collections.deque()
-        self.ident = None
-        self.native_id = None
+        self.ident: int | None = None
+        self.native_id: int | None = None
         self.watcher: Any = None
-        self.error = None
+        self.error: BaseException | None = None
         self.gpools: list[Any] = []
         self.stopping = False
         self.exited = allocate_lock()
@@ -76,7 +79,7 @@ class _Spawner:
         # under load): requests queue up meanwhile and it takes them first.
         _start_new_thread(self._run, ())
 
-    def _run(self):
+    def _run(self) -> None:
         try:
             hub = get_hub()
             hub.name = 'gruvi_gevent spawner'
@@ -114,7 +117,7 @@ class _Spawner:
             if not callable(request):
                 request._thread_not_started()
 
-    def _serve(self, waiter):
+    def _serve(self, waiter: Waiter) -> None:
         requests = self.requests
         while not self.stopping:
             while requests:
@@ -126,14 +129,14 @@ class _Spawner:
             waiter.get()
             waiter.clear()
 
-    def _close(self, hub):
+    def _close(self, hub: Any) -> None:
         # kill() waits for the workers still leaving to let go of this hub.
         for gpool in self.gpools:
             gpool.kill()
         self.watcher.close()
         hub.destroy(destroy_loop=True)
 
-    def _spawn(self, pool):
+    def _spawn(self, pool: 'ThreadPool') -> None:
         # Each ThreadPool has a gevent ThreadPool of its own, bound to this
         # thread's hub and only touched in this thread.
         gpool = pool._gevent_pool
@@ -149,11 +152,11 @@ class _Spawner:
             pool._thread_not_started()
 
 
-_spawner = None
+_spawner: _Spawner | None = None
 _lock = allocate_lock()
 
 
-def _get_spawner():
+def _get_spawner() -> _Spawner:
     # Called under _lock.
     global _spawner
     if _spawner is None:
@@ -164,7 +167,7 @@ def _get_spawner():
     return _spawner
 
 
-def _send(spawner):
+def _send(spawner: _Spawner) -> None:
     # Called under _lock, after a request was appended: a thread that sets
     # its watcher later takes every queued request once it has.
     watcher = spawner.watcher
@@ -172,7 +175,7 @@ def _send(spawner):
         watcher.send()
 
 
-def start_worker(pool):
+def start_worker(pool: 'ThreadPool') -> None:
     """Ask the spawner to start one worker thread running ``pool._work()``.
 
     Callable from any thread; returns at once, also while the spawner thread
@@ -188,7 +191,7 @@ def start_worker(pool):
         _send(spawner)
 
 
-def call_in_spawner(func):
+def call_in_spawner(func: Callable[[], object]) -> None:
     """Have the spawner thread call ``func()``; returns at once, from any thread.
 
     For work that must always happen on one thread of the process: under
@@ -202,7 +205,7 @@ def call_in_spawner(func):
         _send(spawner)
 
 
-def spawner_ident():
+def spawner_ident() -> int | None:
     """Return the ident of the spawner thread, or None if it has not started."""
     spawner = _spawner
     return None if spawner is None else spawner.ident
@@ -235,12 +238,12 @@ def stop_spawner(threads_alive: Callable[[], int]) -> int | None:
         return spawner.native_id
 
 
-def _after_fork_in_child():
-    # The thread does not exist in the child; the lock may be held by a
-    # thread that does not exist either. A new spawner is made on demand.
-    global _spawner, _lock
+def _forget_spawner_after_fork() -> None:
+    # The thread does not exist in the child: a new spawner is made on demand.
+    global _spawner
     _spawner = None
-    _lock = allocate_lock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+# The lock may have been held by a thread that does not exist in the child.
+os.register_at_fork(after_in_child=_lock._at_fork_reinit)
+os.register_at_fork(after_in_child=_forget_spawner_after_fork)

@@ -26,13 +26,12 @@ times) makes the next or current ``wait()`` return. Waits may wake spuriously,
 so callers re-check their condition in a loop.
 """
 
-import _thread
 import collections
 import math
 import os
 import sys
 from time import monotonic
-from typing import Any, Callable, Union
+from typing import Any, Callable, Protocol, Union
 
 from gevent import monkey
 from gevent._hub_local import get_hub_if_exists
@@ -42,9 +41,23 @@ from greenlet import getcurrent
 __all__ = ['allocate_lock', 'get_ident', 'new_waker', 'check_timeout', 'run_in_hub',
            'HubChannel', 'hub_channel']
 
+
+class OSLock(Protocol):
+    """The interpreter's own lock, ``_thread.LockType``, with the fork hook that
+    typeshed leaves out: ``os.register_at_fork(after_in_child=lock._at_fork_reinit)``
+    frees, in the child, a lock that a thread which does not exist there held."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+    def release(self) -> None: ...
+    def locked(self) -> bool: ...
+    def __enter__(self) -> bool: ...
+    def __exit__(self, *exc_info: object) -> None: ...
+    def _at_fork_reinit(self) -> None: ...
+
+
 # Under monkey.patch_all() the threading primitives become greenlet primitives;
 # state shared with native threads needs the real ones.
-allocate_lock: Callable[[], _thread.LockType] = monkey.get_original('_thread', 'allocate_lock')
+allocate_lock: Callable[[], OSLock] = monkey.get_original('_thread', 'allocate_lock')
 get_ident: Callable[[], int] = monkey.get_original('_thread', 'get_ident')
 # The longest timeout a lock accepts; longer timeouts are cut down to it.
 _TIMEOUT_MAX: float = monkey.get_original('_thread', 'TIMEOUT_MAX')
