@@ -2,7 +2,7 @@
 # Each creates .venv if missing and installs the package (editable) into it.
 # `make docs` builds the documentation into docs/_build/html; `make test`
 # builds it too, with warnings as errors, so a broken docstring fails it.
-# `make typecheck` runs mypy over the package and tests/typing_check.py
+# `make typecheck` runs mypy over the package, the benchmark and tests/typing_check.py
 # (settings in setup.cfg); `make test` runs it too.
 # `make test-all` is `make test` with every Python the project is tested on:
 # the machine's python3 in .venv, then each of OTHER_PYTHONS in a venv of its
@@ -14,7 +14,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPHINX := $(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
-MYPY := $(BIN)/python -m mypy gruvi_gevent tests/typing_check.py
+MYPY := $(BIN)/python -m mypy gruvi_gevent benchmarks tests/typing_check.py
 OTHER_PYTHONS := 3.13
 
 .PHONY: demo test test-all typecheck docs bench clean
@@ -53,7 +53,7 @@ docs: $(STAMP)
 	$(SPHINX)
 
 bench: $(STAMP)
-	$(BIN)/python -m gruvi_gevent.bench
+	$(BIN)/python -m benchmarks.bench
 
 clean:
 	rm -rf $(VENV) $(OTHER_PYTHONS:%=.venv-%) build dist *.egg-info .pytest_cache .mypy_cache docs/_build

@@ -1,9 +1,9 @@
 """The benchmark cases of the pools past one core: ProcessPool and DaskPool.
 
 Each function takes the benchmark's ``Run`` and returns its ``Outcome`` (see
-:mod:`gruvi_gevent.bench`, which registers them). Pools and clusters are made
-and warmed up outside the timed rounds; the rounds time submitting and
-collecting, and check every result.
+:mod:`benchmarks.measure`); :mod:`benchmarks.bench` holds them in its table.
+Pools and clusters are made and warmed up outside the timed rounds; the
+rounds time submitting and collecting, and check every result.
 """
 
 import concurrent.futures
@@ -11,16 +11,14 @@ import multiprocessing
 from time import perf_counter
 from typing import Any
 
-from .blocking import blocking
-from .processpool import ProcessPool
+from gruvi_gevent.blocking import blocking
+from gruvi_gevent.processpool import ProcessPool
+
+from .measure import Outcome, Run, check, job, sum_of_range
 
 # The CPU-bound job: a pure-Python loop of about a tenth of a second.
 _SPIN = 2_000_000
 _WORKERS = 2
-
-
-def _job(i: int) -> int:
-    return i
 
 
 def _spin(n: int) -> int:
@@ -32,43 +30,36 @@ def _spin(n: int) -> int:
 
 def _timed_collect(submit: Any, result: Any, n: int) -> float:
     start = perf_counter()
-    futures = [submit(_job, i) for i in range(n)]
+    futures = [submit(job, i) for i in range(n)]
     total = sum(result(future) for future in futures)
     elapsed = perf_counter() - start
-    _check('results', total, n * (n - 1) // 2)
+    check('results', total, sum_of_range(n))
     return elapsed
 
 
-def _check(what: str, got: object, expected: object) -> None:
-    from .bench import check
-    check(what, got, expected)
-
-
-def processpool_vs_executor(run: Any) -> Any:
+def processpool_vs_executor(run: Run) -> Outcome:
     """Trivial jobs, submitted then collected: ProcessPool(2) against the executor.
 
     Both use forkserver workers, started before the timed rounds.
     """
-    from .bench import Outcome
     n = run.size(3_000, 1_000)
     context = multiprocessing.get_context('forkserver')
     with ProcessPool(_WORKERS) as pool, \
             concurrent.futures.ProcessPoolExecutor(_WORKERS, mp_context=context) as executor:
-        list(pool.map(_job, range(_WORKERS * 2)))
-        list(executor.map(_job, range(_WORKERS * 2)))
+        list(pool.map(job, range(_WORKERS * 2)))
+        list(executor.map(job, range(_WORKERS * 2)))
         ours, anchor = run.alternate(
             lambda: _timed_collect(pool.submit, lambda f: f.result(), n),
             lambda: _timed_collect(executor.submit, lambda f: f.result(), n))
     return Outcome.from_rounds(ours, anchor, 'us/job', 1e6 / n, details={'jobs': n})
 
 
-def processpool_speedup(run: Any) -> Any:
+def processpool_speedup(run: Run) -> Outcome:
     """Pure-Python CPU-bound jobs: ProcessPool(2) against running them one by one here.
 
     The ratio is the inverse of the speed-up (0.5 would be two cores fully
     used); the note gives the speed-up, and the executor's for comparison.
     """
-    from .bench import Outcome
     jobs = _WORKERS * run.size(3, 2)
     expected = _spin(_SPIN) * jobs
     context = multiprocessing.get_context('forkserver')
@@ -77,38 +68,35 @@ def processpool_speedup(run: Any) -> Any:
         start = perf_counter()
         total = sum(_spin(_SPIN) for _ in range(jobs))
         elapsed = perf_counter() - start
-        _check('serial', total, expected)
+        check('serial', total, expected)
         return elapsed
 
     def spread(submit: Any) -> float:
         start = perf_counter()
         total = sum(future.result() for future in [submit(_spin, _SPIN) for _ in range(jobs)])
         elapsed = perf_counter() - start
-        _check('spread', total, expected)
+        check('spread', total, expected)
         return elapsed
 
     with ProcessPool(_WORKERS) as pool, \
             concurrent.futures.ProcessPoolExecutor(_WORKERS, mp_context=context) as executor:
-        list(pool.map(_job, range(_WORKERS * 2)))
-        list(executor.map(_job, range(_WORKERS * 2)))
+        list(pool.map(job, range(_WORKERS * 2)))
+        list(executor.map(job, range(_WORKERS * 2)))
         ours, anchor = run.alternate(lambda: spread(pool.submit), serial)
         theirs = min(spread(executor.submit) for _ in range(2))
-    outcome = Outcome.from_rounds(ours, anchor, 'ms total', 1e3,
-                                  details={'jobs': jobs, 'executor_seconds': theirs})
-    outcome.note = 'speed-up %.2fx (executor %.2fx)' % (
-        outcome.anchor / outcome.ours, outcome.anchor / (theirs * 1e3))
-    return outcome
+    note = 'speed-up %.2fx (executor %.2fx)' % (min(anchor) / min(ours), min(anchor) / theirs)
+    return Outcome.from_rounds(ours, anchor, 'ms total', 1e3, note=note,
+                               details={'jobs': jobs, 'executor_seconds': theirs})
 
 
-def daskpool_vs_dask(run: Any) -> Any:
+def daskpool_vs_dask(run: Run) -> Outcome:
     """Trivial tasks on a LocalCluster(2 processes): DaskPool against dask's submit/result.
 
     The anchor submits with ``client.submit(pure=False)`` and collects with
     each future's ``result()``, in this greenlet (nothing else runs).
     """
     import distributed
-    from .bench import Outcome
-    from .dask import DaskPool
+    from gruvi_gevent.dask import DaskPool
     n = run.size(500, 200)
     cluster = blocking(distributed.LocalCluster, n_workers=2, threads_per_worker=1,
                        processes=True, host='127.0.0.1', dashboard_address=None)
@@ -116,7 +104,7 @@ def daskpool_vs_dask(run: Any) -> Any:
         client = blocking(distributed.Client, cluster)
         try:
             with DaskPool(client) as pool:
-                list(pool.map(_job, range(4)))
+                list(pool.map(job, range(4)))
                 ours, anchor = run.alternate(
                     lambda: _timed_collect(pool.submit, lambda f: f.result(), n),
                     lambda: _timed_collect(
