@@ -219,6 +219,21 @@ def check_remove_after_ready(make: Callable[[], W], make_ready: Callable[[W], ob
                  % (obj, recorder.calls))
 
 
+def _expect_killed_cleanly(call: Callable[[], object], name: str, who: str,
+                           proxy: CountingProxy, obj: object,
+                           proxies: tuple[CountingProxy, ...], timeout: float) -> None:
+    """*Switchpoint.* Park a greenlet in ``call()`` (*name*, as *who*) on *proxy*
+    (for *obj*) and kill it: it must die, and leave nothing registered."""
+    greenlet, outcome = spawn(call)
+    try:
+        expect_registered(proxy, outcome, timeout, who)
+    finally:
+        died = kill(greenlet, timeout)
+    if not died:
+        fail('a greenlet parked in %s on %r did not die when killed' % (name, obj))
+    expect_nothing_live(proxies, 'after the greenlet in %s was killed' % name)
+
+
 def check_wait(make: Callable[[], W], make_ready: Callable[[W], object], *,
                timeout: float = DEFAULT_TIMEOUT) -> None:
     """Check that ``wait()`` works with the objects and leaves nothing registered.
@@ -258,14 +273,8 @@ def check_wait(make: Callable[[], W], make_ready: Callable[[W], object], *,
                  '([], [b]), got (%r, %r)' % (SHORT_TIMEOUT, done, pending))
         expect_nothing_live(proxies, 'after wait() timed out')
 
-        greenlet, outcome = spawn(wait, [p2])
-        try:
-            expect_registered(p2, outcome, timeout, 'wait([b])')
-        finally:
-            died = kill(greenlet, timeout)
-        if not died:
-            fail('a greenlet parked in wait() on %r did not die when killed' % (second,))
-        expect_nothing_live(proxies, 'after the greenlet in wait() was killed')
+        _expect_killed_cleanly(lambda: wait([p2]), 'wait()', 'wait([b])', p2, second,
+                               proxies, timeout)
 
         scope.ready(second)
         done, pending = wait([p1, p2, p1], timeout=timeout)
@@ -346,14 +355,8 @@ def check_as_completed(make: Callable[[], W], make_ready: Callable[[W], object],
             generator.close()
         expect_nothing_live(proxies, 'after as_completed() timed out')
 
-        greenlet, outcome = spawn(lambda: list(as_completed([p3])))
-        try:
-            expect_registered(p3, outcome, timeout, 'as_completed([b])')
-        finally:
-            died = kill(greenlet, timeout)
-        if not died:
-            fail('a greenlet in as_completed() on %r did not die when killed' % (third,))
-        expect_nothing_live(proxies, 'after the greenlet in as_completed() was killed')
+        _expect_killed_cleanly(lambda: list(as_completed([p3])), 'as_completed()',
+                               'as_completed([b])', p3, third, proxies, timeout)
 
         scope.ready(third)
         done = list(as_completed([first, third], timeout=timeout))
