@@ -309,8 +309,8 @@ def blocking_100_greenlets_vs_apply(run: Run) -> Outcome:
 
 
 def _ticker_round(call: Call, greenlets: int, seconds: float,
-                  job: Callable[[int], int] = job) -> tuple[list[float], list[float], int]:
-    """*greenlets* greenlets call *call* in a loop for *seconds* beside a
+                  load: Callable[[int], int] = job) -> tuple[list[float], list[float], int]:
+    """*greenlets* greenlets call ``call(load, i)`` in a loop for *seconds* beside a
     greenlet that sleeps 1 ms at a time; return the ticker's lateness (seconds,
     sorted), each call's latency (seconds, sorted) and the calls made."""
     lateness: list[float] = []
@@ -327,7 +327,7 @@ def _ticker_round(call: Call, greenlets: int, seconds: float,
         i = 0
         while not stop:
             start = perf_counter()
-            check('call result', call(job, i), i)
+            check('call result', call(load, i), i)
             latencies.append(perf_counter() - start)
             i += 1
 
@@ -639,14 +639,14 @@ def concurrency_table(run: Run) -> list[dict[str, Any]]:
     with _ApplyPool() as anchor:
         sides: list[tuple[str, Call]] = [('blocking()', blocking), ('apply()', anchor.apply)]
         for greenlets in CONCURRENCY:
-            for job_name, job in JOBS:
+            for job_name, load in JOBS:
                 measured: dict[str, list[dict[str, Any]]] = {'blocking()': [], 'apply()': []}
                 for number in range(rounds):
                     for side, call in (sides if number % 2 == 0 else sides[::-1]):
                         run.progress('%d greenlets, %s, %s, round %d/%d'
                                      % (greenlets, job_name, side, number + 1, rounds))
                         gc.collect()
-                        measured[side].append(_concurrency_cell(call, greenlets, seconds, job))
+                        measured[side].append(_concurrency_cell(call, greenlets, seconds, load))
                 for side, _ in sides:
                     cells = sorted(measured[side], key=lambda cell: cell['calls_per_second'])
                     rows.append(dict(cells[len(cells) // 2], greenlets=greenlets,
@@ -655,8 +655,8 @@ def concurrency_table(run: Run) -> list[dict[str, Any]]:
 
 
 def _concurrency_cell(call: Call, greenlets: int, seconds: float,
-                      job: Callable[[int], int]) -> dict[str, float]:
-    lateness, latencies, calls = _ticker_round(call, greenlets, seconds, job)
+                      load: Callable[[int], int]) -> dict[str, float]:
+    lateness, latencies, calls = _ticker_round(call, greenlets, seconds, load)
     return {
         'calls_per_second': calls / seconds,
         'call_p50_ms': _percentile(latencies, 0.5) * 1e3,

@@ -10,6 +10,7 @@ import pytest
 from gruvi_gevent.testing import RecordingWaitable
 
 from latches import UndeclaredWaitable
+from pool_helpers import Gate
 
 
 @pytest.fixture(params=[UndeclaredWaitable, RecordingWaitable],
@@ -37,3 +38,11 @@ def no_parked_waiters():
 def counting():
     """The undeclared counting waitable class (for tests that need just one kind)."""
     return UndeclaredWaitable
+
+
+@pytest.fixture
+def gate(tmp_path):
+    """A :class:`pool_helpers.Gate` for :func:`pool_helpers.hold` jobs, closed after the test."""
+    gate = Gate(tmp_path / 'gate')
+    yield gate
+    gate.close()

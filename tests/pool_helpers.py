@@ -4,7 +4,8 @@
 pool, which event a job of that pool can block on, and whether a running job
 can be cancelled. ``Tracker`` records which jobs started, finished or were
 cancelled and how many ran at once; a test waits on it for *n* starts instead
-of sleeping. Pools come from the plugin's ``pool_factory`` fixture, which
+of sleeping. ``Gate`` catches jobs of other processes running: a :func:`hold`
+job reports its process id to it and blocks until the test releases it. Pools come from the plugin's ``pool_factory`` fixture, which
 closes every pool it made: ``pool_factory(kind, ...)`` works, a Kind being a
 pool factory too.
 
@@ -14,6 +15,9 @@ greenlet of the main hub that waits on a ``threading.Event`` blocks the hub
 for that time, which is harmless for thread jobs: they need no hub to run.
 """
 
+import contextlib
+import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -22,6 +26,7 @@ import time
 
 import gevent
 import gevent.event
+import gevent.socket
 import pytest
 
 from gruvi_gevent import Cancelled, FiberPool, Future, ThreadPool
@@ -109,6 +114,21 @@ class Tracker:
             return key if value is None else value
         return job
 
+    @contextlib.contextmanager
+    def all_running(self, pool, count, message='the pool did not run the jobs at once'):
+        """Submit *count* gated jobs to *pool* and hold them, all started, while
+        the ``with`` body runs; then release them. The list the ``with`` gives
+        gets their results afterwards: 0 .. count-1 when all is well."""
+        gate = self.kind.event()
+        futures = [pool.submit(self.gated(gate), i) for i in range(count)]
+        results = []
+        try:
+            assert self.wait_started(count), message
+            yield results
+        finally:
+            gate.set()
+        results.extend(future.result(timeout=TIMEOUT) for future in futures)
+
     def assert_stopped(self, keys, what):
         """Check that exactly *keys* started, and that each was cancelled
         (pools that cancel running jobs) or finished (those that cannot)."""
@@ -150,6 +170,44 @@ class Countdown:
     def wait(self, timeout=TIMEOUT):
         self.future.result(timeout=timeout)
         return True
+
+
+class Gate:
+    """Jobs of :func:`hold` connect here; the test learns their pids and releases them."""
+
+    def __init__(self, path):
+        self.address = str(path)
+        self.listener = gevent.socket.socket(socket.AF_UNIX)
+        self.listener.bind(self.address)
+        self.listener.listen(16)
+        self.held = []
+
+    def arrive(self, timeout=TIMEOUT):
+        """Wait for the next job to report; return its worker's pid."""
+        self.listener.settimeout(timeout)
+        conn, _ = self.listener.accept()
+        conn.settimeout(timeout)
+        pid = int(conn.makefile('rb').readline())
+        self.held.append(conn)
+        return pid
+
+    def release_all(self):
+        for conn in self.held:
+            conn.close()
+        self.held.clear()
+
+    def close(self):
+        self.release_all()
+        self.listener.close()
+
+
+def hold(address, value=None):
+    """A job: report this process's id at *address*, wait for the word, return *value*."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(address)
+        sock.sendall(b'%d\n' % os.getpid())
+        sock.recv(1)
+    return value
 
 
 def ticker(ticks, enough, count=5):

@@ -26,8 +26,7 @@ from gruvi_gevent.dask import DaskPool, SchedulerLost
 from gruvi_gevent.interfaces import IPool
 from gruvi_gevent.testing import WaitableConformance
 
-from pool_helpers import TIMEOUT
-from test_processpool import Gate, hold
+from pool_helpers import TIMEOUT, hold
 
 
 def square(x):
@@ -54,13 +53,6 @@ def dask_client():
     yield client
     blocking(client.close)
     blocking(cluster.close)
-
-
-@pytest.fixture
-def gate(tmp_path):
-    gate = Gate(tmp_path / 'gate')
-    yield gate
-    gate.close()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """ExecutorPool over the standard library's real executors."""
 
 import concurrent.futures
+import functools
 import multiprocessing
 import os
 import signal
@@ -25,18 +26,9 @@ def die():
 
 
 @pytest.fixture
-def make_pool():
-    pools = []
-
-    def make(*args, **kwargs):
-        pool = ExecutorPool(*args, **kwargs)
-        pools.append(pool)
-        return pool
-
-    yield make
-    for pool in pools:
-        with gevent.Timeout(TIMEOUT):
-            pool.close()
+def make_pool(pool_factory):
+    """``make(*args, **kwargs)``: an ExecutorPool closed after the test."""
+    return functools.partial(pool_factory, ExecutorPool)
 
 
 def test_results_map_and_wait_with_a_greenlet(make_pool):

@@ -87,14 +87,10 @@ def test_cancelled_running_jobs_free_their_slots(pool_factory):
         assert future.cancel() is True
     pool.join()
     assert sorted(tracker.cancelled) == [0, 1]
-    tracker = Tracker(FIBER)
-    gate = Event()
-    futures = [pool.submit(tracker.gated(gate), i) for i in range(2)]
-    try:
-        assert tracker.wait_started(2), 'the pool lost capacity to the cancelled jobs'
-    finally:
-        gate.set()
-    assert [future.result(timeout=TIMEOUT) for future in futures] == [0, 1]
+    with Tracker(FIBER).all_running(pool, 2, 'the pool lost capacity to the cancelled '
+                                             'jobs') as results:
+        pass
+    assert results == [0, 1]
     assert len(pool) <= 2
 
 

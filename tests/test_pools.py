@@ -373,44 +373,23 @@ def test_idle_workers_above_minsize_retire_and_minsize_workers_stay(kind, pool_f
     idle_timeout = 0.2
     pool = pool_factory(kind.quick_class(idle_timeout), 4, minsize=2)
     assert pool.idle_timeout == idle_timeout
-    tracker = Tracker(kind)
-    gate = kind.event()
-    futures = [pool.submit(tracker.gated(gate), i) for i in range(4)]
-    try:
-        assert tracker.wait_started(4)
+    with Tracker(kind).all_running(pool, 4):
         assert len(pool) == 4
-    finally:
-        gate.set()
-    for future in futures:
-        future.result(timeout=TIMEOUT)
     assert wait_until(lambda: len(pool) <= 2), 'idle workers did not retire'
     assert len(pool) == 2
     # The minsize workers stay, however long they idle.
     assert not wait_until(lambda: len(pool) != 2, timeout=3 * idle_timeout)
     # And the pool grows again on demand.
-    tracker = Tracker(kind)
-    gate = kind.event()
-    futures = [pool.submit(tracker.gated(gate), i) for i in range(4)]
-    try:
-        assert tracker.wait_started(4)
+    with Tracker(kind).all_running(pool, 4) as results:
         assert len(pool) == 4
-    finally:
-        gate.set()
-    assert [future.result(timeout=TIMEOUT) for future in futures] == list(range(4))
+    assert results == list(range(4))
 
 
 def test_idle_workers_stay_once_their_jobs_are_done(kind, pool_factory):
     assert kind.cls.idle_timeout >= 10
     pool = pool_factory(kind, 3)
-    tracker = Tracker(kind)
-    gate = kind.event()
-    futures = [pool.submit(tracker.gated(gate), i) for i in range(3)]
-    try:
-        assert tracker.wait_started(3)
-    finally:
-        gate.set()
-    for future in futures:
-        future.result(timeout=TIMEOUT)
+    with Tracker(kind).all_running(pool, 3):
+        pass
     pool.join()
     assert len(pool) == 3
 

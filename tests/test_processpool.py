@@ -1,21 +1,20 @@
 """ProcessPool with real worker processes, forkserver and spawn, plain.
 
 Jobs that must be caught running report their process id over a Unix socket
-(a :class:`Gate`) and block until the test releases them, so a test waits on
+(a ``Gate``, from pool_helpers) and block until the test releases them, so a test waits on
 the job itself, never on a sleep. Every pool is closed by the fixture, which
 reaps its processes; the monkey-patched variants run in fresh interpreters
 (``test_processpool_patched.py``).
 """
 
+import functools
 import os
 import pickle
 import signal
-import socket
 import threading
 import time
 
 import gevent
-import gevent.socket
 import pytest
 from zope.interface.verify import verifyObject
 
@@ -23,18 +22,9 @@ from gruvi_gevent import Cancelled, Error, ProcessPool, Timeout, get_process_poo
 from gruvi_gevent.interfaces import IPool
 from gruvi_gevent.processpool import RemoteTraceback, WorkerDied
 
-from pool_helpers import TIMEOUT
+from pool_helpers import TIMEOUT, hold
 
 CONTEXTS = ['forkserver', 'spawn']
-
-
-def hold(address, value=None):
-    """A job: report this process's id at *address*, wait for the word, return *value*."""
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(address)
-        sock.sendall(b'%d\n' % os.getpid())
-        sock.recv(1)
-    return value
 
 
 def square(x):
@@ -62,56 +52,10 @@ def echo_size(*blobs):
     return [bytearray(len(blob)) for blob in blobs]
 
 
-class Gate:
-    """Jobs of :func:`hold` connect here; the test learns their pids and releases them."""
-
-    def __init__(self, path):
-        self.address = str(path)
-        self.listener = gevent.socket.socket(socket.AF_UNIX)
-        self.listener.bind(self.address)
-        self.listener.listen(16)
-        self.held = []
-
-    def arrive(self, timeout=TIMEOUT):
-        """Wait for the next job to report; return its worker's pid."""
-        self.listener.settimeout(timeout)
-        conn, _ = self.listener.accept()
-        conn.settimeout(timeout)
-        pid = int(conn.makefile('rb').readline())
-        self.held.append(conn)
-        return pid
-
-    def release_all(self):
-        for conn in self.held:
-            conn.close()
-        self.held.clear()
-
-    def close(self):
-        self.release_all()
-        self.listener.close()
-
-
 @pytest.fixture
-def gate(tmp_path):
-    gate = Gate(tmp_path / 'gate')
-    yield gate
-    gate.close()
-
-
-@pytest.fixture
-def make_pool():
-    """``make(**kwargs)``: a ProcessPool closed (its processes reaped) after the test."""
-    pools = []
-
-    def make(*args, **kwargs):
-        pool = ProcessPool(*args, **kwargs)
-        pools.append(pool)
-        return pool
-
-    yield make
-    for pool in pools:
-        with gevent.Timeout(TIMEOUT):
-            pool.close()
+def make_pool(pool_factory):
+    """``make(*args, **kwargs)``: a ProcessPool closed (its processes reaped) after the test."""
+    return functools.partial(pool_factory, ProcessPool)
 
 
 def gone(pid, timeout=TIMEOUT):

@@ -160,21 +160,9 @@ def test_a_raising_blocking_call_needs_no_collector():
     assert without_gc(one) == 0
 
 
-def test_an_idle_fiber_worker_keeps_nothing_of_its_last_job():
-    with FiberPool(1, minsize=1) as pool:
-        before = live_futures()
-        argument = Payload()
-        future = pool.submit(make_payload, argument)
-        refs = [weakref.ref(obj) for obj in (argument, future.result(TIMEOUT))]
-        pool.join()
-        del argument, future
-        assert [ref() for ref in refs] == [None, None]
-        assert live_futures() == before
-        assert len(pool) == 1
-
-
-def test_an_idle_pool_thread_keeps_nothing_of_its_last_job():
-    with ThreadPool(1, minsize=1) as pool:
+@pytest.mark.parametrize('pool_class', [FiberPool, ThreadPool])
+def test_an_idle_worker_keeps_nothing_of_its_last_job(pool_class):
+    with pool_class(1, minsize=1) as pool:
         before = live_futures()
         argument = Payload()
         future = pool.submit(make_payload, argument)

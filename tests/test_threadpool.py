@@ -133,29 +133,19 @@ def test_unbounded_pool_grows_on_demand(pool_factory):
     pool = pool_factory(ThreadPool)
     assert pool.maxsize is None
     tracker = Tracker(THREAD)
-    gate = threading.Event()
-    futures = [pool.submit(tracker.gated(gate), i) for i in range(12)]
-    try:
-        assert tracker.wait_started(12), 'an unbounded pool did not run every job at once'
+    with tracker.all_running(pool, 12, 'an unbounded pool did not run every job at once') \
+            as results:
         assert len(pool) == 12
-    finally:
-        gate.set()
-    assert [future.result(timeout=TIMEOUT) for future in futures] == list(range(12))
+    assert results == list(range(12))
     assert tracker.peak == 12
 
 
 def test_minsize_threads_start_at_once_and_serve_jobs(pool_factory):
     pool = pool_factory(ThreadPool, None, minsize=3)
     assert len(pool) == 3
-    tracker = Tracker(THREAD)
-    gate = threading.Event()
-    futures = [pool.submit(tracker.gated(gate), i) for i in range(3)]
-    try:
-        assert tracker.wait_started(3)
+    with Tracker(THREAD).all_running(pool, 3) as results:
         assert len(pool) == 3       # no new threads were needed
-    finally:
-        gate.set()
-    assert [future.result(timeout=TIMEOUT) for future in futures] == [0, 1, 2]
+    assert results == [0, 1, 2]
 
 
 @pytest.mark.parametrize('exc_type', [KeyboardInterrupt, SystemExit, GreenletExit, Cancelled])
@@ -209,15 +199,8 @@ def test_minsize_threads_stay_when_idle_threads_retire_together(pool_factory):
             super()._thread_exited(*args)
 
     pool = pool_factory(SlowToLeave, 3, minsize=1)
-    tracker = Tracker(THREAD)
-    gate = threading.Event()
-    futures = [pool.submit(tracker.gated(gate), i) for i in range(3)]
-    try:
-        assert tracker.wait_started(3)
-    finally:
-        gate.set()
-    for future in futures:
-        future.result(timeout=TIMEOUT)
+    with Tracker(THREAD).all_running(pool, 3):
+        pass
     assert wait_until(lambda: len(arrived) >= 2)
     assert not everyone.wait(0.5), 'the minsize thread left as well'
     assert len(pool) == 1
