@@ -210,6 +210,16 @@ def hold(address, value=None):
     return value
 
 
+def busy_pool(kind, pool_factory):
+    """A pool of one worker running a job held by a gate: (pool, gate, future)."""
+    pool = pool_factory(kind, 1)
+    tracker = Tracker(kind)
+    gate = kind.event()
+    future = pool.submit(tracker.gated(gate), 'held')
+    assert tracker.wait_started(1)
+    return pool, gate, future
+
+
 def ticker(ticks, enough, count=5):
     """A greenlet body: tick on the hub; set *enough* after *count* ticks."""
     while True:

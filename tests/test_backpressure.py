@@ -42,6 +42,19 @@ def full_pool(kind, pool_factory, **options):
     return pool, gate, tracker, futures
 
 
+def expect_full_with(pool, kind, count):
+    """Check that *count* gated jobs fill *pool*: one more submit() times out
+    (the pool has a queue_timeout). The jobs are then released and finish."""
+    gate = kind.event()
+    held = [pool.submit(gate.wait, TIMEOUT) for _ in range(count)]
+    try:
+        with pytest.raises(Timeout):
+            pool.submit(abs, 1)
+    finally:
+        gate.set()
+    assert all(future.result(TIMEOUT) for future in held)
+
+
 def test_default_is_unbounded(kind, pool_factory):
     pool = pool_factory(kind, 1)
     assert pool.max_queued is None
@@ -205,26 +218,12 @@ def test_killed_submitter_leaves_the_line(kind, pool_factory):
         gate.set()
     assert pool.join(TIMEOUT)
     # Every place came back: two gated jobs fill the pool again, a third times out.
-    gate2 = kind.event()
-    held = [pool.submit(gate2.wait, TIMEOUT) for _ in range(2)]
-    try:
-        with pytest.raises(Timeout):
-            pool.submit(abs, 1)
-    finally:
-        gate2.set()
-    assert all(future.result(TIMEOUT) for future in held)
+    expect_full_with(pool, kind, 2)
 
 
 def test_max_queued_zero_waits_for_a_free_worker(kind, pool_factory):
     pool = pool_factory(kind, 2, max_queued=0, queue_timeout=0.05)
-    gate = kind.event()
-    held = [pool.submit(gate.wait, TIMEOUT) for _ in range(2)]
-    try:
-        with pytest.raises(Timeout):
-            pool.submit(abs, 1)
-    finally:
-        gate.set()
-    assert all(future.result(TIMEOUT) for future in held)
+    expect_full_with(pool, kind, 2)
     assert pool.submit(abs, -3).result(TIMEOUT) == 3
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from gruvi_gevent.testing import run_in_greenlet, run_in_native_thread
 
-from pool_helpers import KINDS, TIMEOUT, Tracker
+from pool_helpers import KINDS, TIMEOUT, busy_pool
 
 SHORT = 0.05
 
@@ -14,16 +14,6 @@ SHORT = 0.05
 @pytest.fixture(params=KINDS)
 def kind(request):
     return request.param
-
-
-def busy_pool(kind, pool_factory):
-    """A pool of one worker running a job held by a gate: (pool, gate, future)."""
-    pool = pool_factory(kind, 1)
-    tracker = Tracker(kind)
-    gate = kind.event()
-    future = pool.submit(tracker.gated(gate), 'held')
-    assert tracker.wait_started(1)
-    return pool, gate, future
 
 
 def test_join_with_timeout_on_an_idle_pool_returns_true(kind, pool_factory):

@@ -13,7 +13,7 @@ from gruvi_gevent import Cancelled, FiberPool, Future, PoolBase, ThreadPool, Tim
 from gruvi_gevent.interfaces import IPool
 
 from pool_helpers import (  # noqa: F401  (fixtures)
-    KINDS, TIMEOUT, Tracker, hub_errors, wait_until)
+    KINDS, TIMEOUT, Tracker, busy_pool, hub_errors, wait_until)
 
 
 @pytest.fixture(params=KINDS)
@@ -301,11 +301,7 @@ def test_close_of_an_idle_pool_with_minsize(kind, pool_factory):
 
 
 def test_second_close_waits_too(kind, pool_factory):
-    pool = pool_factory(kind, 1)
-    tracker = Tracker(kind)
-    gate = kind.event()
-    future = pool.submit(tracker.gated(gate), 'x')
-    assert tracker.wait_started(1)
+    pool, gate, future = busy_pool(kind, pool_factory)
     closer = gevent.spawn(pool.close)
     try:
         gevent.sleep(0)     # let the first close() start waiting
@@ -315,7 +311,7 @@ def test_second_close_waits_too(kind, pool_factory):
         gate.set()
     closer.join(TIMEOUT)
     assert closer.successful()
-    assert future.result() == 'x'
+    assert future.result() == 'held'
     pool.close()
     assert len(pool) == 0
 
