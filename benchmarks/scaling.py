@@ -99,7 +99,9 @@ def daskpool_vs_dask(run: Run) -> Outcome:
     from gruvi_gevent.dask import DaskPool
     n = run.size(500, 200)
     cluster = blocking(distributed.LocalCluster, n_workers=2, threads_per_worker=1,
-                       processes=True, host='127.0.0.1', dashboard_address=None)
+                       processes=True, host='127.0.0.1', dashboard_address=None,
+                       # its HTTP server, on 8787 unless told otherwise
+                       scheduler_kwargs={'dashboard_address': '127.0.0.1:0'})
     try:
         client = blocking(distributed.Client, cluster)
         try:

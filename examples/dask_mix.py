@@ -17,7 +17,9 @@ def square(x):
 
 def main():
     cluster = blocking(distributed.LocalCluster, n_workers=2, threads_per_worker=1,
-                       processes=True, host='127.0.0.1', dashboard_address=None)
+                       processes=True, host='127.0.0.1', dashboard_address=None,
+                       # its HTTP server, on 8787 unless told otherwise
+                       scheduler_kwargs={'dashboard_address': '127.0.0.1:0'})
     client = blocking(distributed.Client, cluster)
     try:
         with DaskPool(client) as pool:

@@ -307,7 +307,9 @@ class FiberPool(PoolBase):
             self._idle_workers.remove(worker)
         if worker.exception is not None and not isinstance(worker.exception, GreenletExit):
             self._log(logging.DEBUG, 'worker died of %r; replacing it', worker.exception)
-        need = len(self._queue)
+        # A worker that retired left an empty queue: jobs queued since then
+        # went to the workers that _dispatch woke or started for them.
+        need = 0 if worker.retired else len(self._queue)
         if not self._closing:
             need = max(need, self._minsize - self._nworkers)
         while need > 0 and self._nworkers < self._limit:

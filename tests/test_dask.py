@@ -18,6 +18,7 @@ import uuid
 
 import distributed
 import gevent
+import psutil
 import pytest
 from zope.interface.verify import verifyObject
 
@@ -37,6 +38,11 @@ def boom(message):
     raise ValueError(message)
 
 
+# With its dashboard off, dask's scheduler still serves HTTP, on port 8787
+# unless told otherwise; a port of the OS's choosing collides with nothing.
+NO_FIXED_PORT = {'dashboard_address': '127.0.0.1:0'}
+
+
 def kill_my_worker():
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -48,7 +54,8 @@ def wait_for_event(name):
 @pytest.fixture(scope='session')
 def dask_client():
     cluster = blocking(distributed.LocalCluster, n_workers=2, threads_per_worker=2,
-                       processes=True, host='127.0.0.1', dashboard_address=None)
+                       processes=True, host='127.0.0.1', dashboard_address=None,
+                       scheduler_kwargs=NO_FIXED_PORT)
     client = blocking(distributed.Client, cluster)
     yield client
     blocking(client.close)
@@ -174,6 +181,7 @@ class Cluster:
         self.processes = []
         self.scheduler = self.start(env, [dask, 'scheduler', '--host', '127.0.0.1',
                                           '--port', '0', '--no-dashboard',
+                                          '--dashboard-address', '127.0.0.1:0',
                                           '--scheduler-file', self.scheduler_file])
         deadline = time.monotonic() + TIMEOUT * 3
         while not os.path.exists(self.scheduler_file):
@@ -183,7 +191,8 @@ class Cluster:
         self.workers = [self.start(env, [dask, 'worker', '--scheduler-file',
                                          self.scheduler_file, '--host', '127.0.0.1',
                                          '--nthreads', '1', '--no-nanny',
-                                         '--no-dashboard'])
+                                         '--no-dashboard',
+                                         '--dashboard-address', '127.0.0.1:0'])
                         for _ in range(2)]
 
     def start(self, env, command):
@@ -220,6 +229,31 @@ def fault_client(cluster):
     client = cluster.client()
     yield client
     blocking(client.close, timeout=2)
+
+
+def listening(pid):
+    """The TCP addresses that process *pid* listens on."""
+    return {(c.laddr.ip, c.laddr.port) for c in psutil.Process(pid).net_connections('tcp')
+            if c.status == psutil.CONN_LISTEN}
+
+
+def test_clusters_listen_on_loopback_ports_of_the_os_choosing(dask_client, cluster,
+                                                              fault_client):
+    # A fixed port (dask's 8786 and 8787) fails a run while another cluster
+    # on the machine holds it.
+    local = dask_client.cluster
+    # Its scheduler and nannies run in this process, its workers in others.
+    ports = {local.scheduler.port, local.scheduler.http_server.port}
+    ports |= {nanny.port for nanny in local.workers.values()}
+    addresses = {address for address in listening(os.getpid()) if address[1] in ports}
+    pids = list(blocking(dask_client.run, os.getpid).values())
+    pids += [process.pid for process in cluster.processes]
+    for pid in pids:
+        addresses |= listening(pid)
+    # The LocalCluster: 4 here, 2 in each worker; the other: 2 in each process.
+    assert len(addresses) == 14, addresses
+    assert {ip for ip, _ in addresses} == {'127.0.0.1'}, addresses
+    assert not {port for _, port in addresses} & {8786, 8787}, addresses
 
 
 def test_a_worker_killed_mid_task_reruns_the_task(cluster, fault_client, gate):

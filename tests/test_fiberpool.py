@@ -309,6 +309,36 @@ def test_minsize_workers_stay_the_same_greenlets(pool_factory):
     assert set(pool._group) <= workers
 
 
+def test_work_arriving_as_idle_workers_retire_starts_no_worker(pool_factory):
+    # Two of three workers retire and the third takes a new job in the same
+    # turn of the loop, before the hub has reaped the two: nothing is
+    # missing, so no worker may be started in their place.
+    pool = pool_factory(FIBER.quick_class(0.05), 3, minsize=1)
+    tracker = Tracker(FIBER)
+    gate = Event()
+
+    def job(i):
+        tracker.gated(gate)(i)
+        return gevent.getcurrent()
+
+    futures = [pool.submit(job, i) for i in range(3)]
+    try:
+        assert tracker.wait_started(3)
+    finally:
+        gate.set()
+    workers = {future.result(timeout=TIMEOUT) for future in futures}
+    pool.join()
+    gevent.sleep(0)     # the workers park, their idle timers armed
+    outcome = []
+    submitter = gevent.spawn_later(0.1, lambda: outcome.append(pool.submit(gevent.getcurrent)))
+    # Every timer expires in the same turn of the loop, the idle ones first.
+    stall_hub(0.2)
+    submitter.join(TIMEOUT)
+    assert outcome[0].result(timeout=TIMEOUT) in workers
+    assert len(pool) == 1
+    assert set(pool._group) <= workers
+
+
 @pytest.mark.parametrize('action', ['submit', 'close'])
 def test_work_arriving_as_the_idle_timer_fires(pool_factory, hub_errors, capfd, action):
     pool = pool_factory(FIBER.quick_class(0.05), 1)

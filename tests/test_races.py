@@ -18,6 +18,8 @@ from gruvi_gevent import Cancelled, FiberPool, Future, ThreadPool, as_completed,
 from gruvi_gevent.testing import DEFAULT_TIMEOUT as TIMEOUT
 from gruvi_gevent.testing import run_in_native_thread
 
+from pool_helpers import Countdown
+
 POOLS = [pytest.param(FiberPool, id='fiber'), pytest.param(ThreadPool, id='thread')]
 
 
@@ -204,7 +206,7 @@ def test_cancel_races_pool_completion(pool_class, canceller):
 
     def job(number):
         if pool_class is ThreadPool and number < 4:
-            assert go.wait(TIMEOUT)    # hold the threads until the canceller runs
+            assert go.wait(TIMEOUT)    # hold the threads until a cancel has won
         started[number] = True
         if pool_class is FiberPool and number % 2:
             try:
@@ -218,16 +220,25 @@ def test_cancel_races_pool_completion(pool_class, canceller):
     futures = [pool.submit(job, number) for number in range(count)]
     calls = [[] for _ in range(count)]
     wins = [[] for _ in range(count)]
+    called = Countdown(count)
+
+    def callback(number):
+        calls[number].append('called')
+        called.arrive()
+
     for number, future in enumerate(futures):
-        future.add_done_callback(calls[number].append, 'called')
+        future.add_done_callback(callback, number)
 
     def cancel_some(order, yield_every):
-        go.set()
         for step, number in enumerate(order):
             if futures[number].cancel():
                 wins[number].append('cancelled')
+                # The threads are held until a cancel has won, so that one
+                # always does; from then on cancel() races completion.
+                go.set()
             if yield_every and not step % yield_every:
                 gevent.sleep(0)
+        go.set()
 
     order = random.sample(range(count), count // 2)
     if canceller == 'thread':
@@ -240,6 +251,10 @@ def test_cancel_races_pool_completion(pool_class, canceller):
         greenlet.join(TIMEOUT)
         assert greenlet.successful()
     assert not pending
+    # A future is done before its callbacks run (as in concurrent.futures):
+    # the callbacks of the last futures may still be running in the thread
+    # that completed them when wait() returns.
+    called.wait()
 
     cancelled = 0
     for number, future in enumerate(futures):
