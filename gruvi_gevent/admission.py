@@ -13,35 +13,78 @@ admitted call finishes, its greenlet moves the next job from the overflow to
 the pool on its way out. No greenlet is switched to just to be admitted.
 
 Everything here runs on the hub's own thread: no lock is needed.
+
+:meth:`Admission.call` is blocking()'s whole caller side, in one frame:
+every Python call between a caller waking up and its next job reaching the
+pool delays the round trip (see the *performance* guide).
 """
 
 import collections
+from contextvars import Context
 from typing import Any, Callable
 
+from gevent._waiter import Waiter
+
+from .wakeup import hub_channel
+
 __all__ = ['Admission', 'admission_of']
+
+Enqueue = Callable[[tuple[Any, ...]], object]
 
 
 class Admission:
     """The blocking() calls of one hub: admitted up to a bound, the rest queued in order."""
 
     __slots__ = ('hub',        # the hub whose greenlets call
+                 'channel',    # that hub's channel: outcomes come back through it
                  'free',       # places left in the pool; 0 while jobs wait in overflow
                  'overflow')   # jobs beyond the bound, first come first
 
     def __init__(self, hub: Any, limit: int) -> None:
         self.hub = hub
+        self.channel = hub_channel(hub)
         self.free = limit
         self.overflow: collections.deque[tuple[Any, ...]] = collections.deque()
 
-    def admit(self, job: tuple[Any, ...], enqueue: Callable[[tuple[Any, ...]], object]) -> None:
-        """Queue *job* with *enqueue* if there is a place, else in the overflow."""
-        if self.free:
-            self.free -= 1
-            enqueue(job)
-        else:
-            self.overflow.append(job)
+    def call(self, enqueue: Enqueue, fail: Callable[[tuple[Any, ...], BaseException], object],
+             context: Context, func: Callable[..., Any], args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> Any:
+        """Run ``func(*args, **kwargs)`` in the pool, in *context*, and wait: blocking()'s core.
 
-    def leave(self, job: tuple[Any, ...], enqueue: Callable[[tuple[Any, ...]], object],
+        *Switchpoint.* For a greenlet of this hub (not the hub itself). The
+        job is a plain tuple ``(channel, context, func, args, kwargs,
+        waiter)`` -- no Future, no waker, no closure -- put by *enqueue*
+        into the pool, whose worker switches or throws the outcome straight
+        into the caller's gevent ``Waiter`` through the hub's channel. It is
+        queued last, with the caller ready to park, so that the worker does
+        not wait for the GIL behind the caller's setup. Killed or timed out
+        while it waits, the caller leaves: a job still held in the overflow
+        never runs; one in the pool runs on (a thread cannot be interrupted)
+        and its outcome is dropped.
+        """
+        channel = self.channel
+        waiter = Waiter(self.hub)
+        job = (channel, context, func, args, kwargs, waiter)
+        channel.hold()
+        try:
+            if self.free:
+                self.free -= 1
+                enqueue(job)
+            else:
+                self.overflow.append(job)
+            result = waiter.get()
+        except BaseException:
+            channel.release()
+            self.leave(job, enqueue, fail, False)
+            raise
+        channel.release()
+        if self.overflow:
+            self.leave(job, enqueue, fail, True)
+        else:
+            self.free += 1
+        return result
+
+    def leave(self, job: tuple[Any, ...], enqueue: Enqueue,
               fail: Callable[[tuple[Any, ...], BaseException], object],
               returned: bool) -> None:
         """The caller of *job* is leaving: pass its place on to the first job waiting.
@@ -72,7 +115,10 @@ class Admission:
 
 
 def admission_of(hub: Any, limit: int) -> Admission:
-    """Return the :class:`Admission` of blocking() calls on *hub* (its thread only)."""
+    """Return the :class:`Admission` of blocking() calls on *hub* (its thread only).
+
+    Made on first use, with the hub's channel: on the hub's own thread.
+    """
     try:
         return hub._gruvi_gevent_admission
     except AttributeError:

@@ -23,7 +23,7 @@ from . import exiting
 from .admission import admission_of
 from .processpool import ProcessPool
 from .spawner import spawner_ident, stop_spawner
-from .threadpool import ThreadPool, threads_alive
+from .threadpool import ThreadPool, fail_job, threads_alive
 from .wakeup import allocate_lock, get_ident
 
 __all__ = ['get_io_pool', 'get_cpu_pool', 'get_process_pool', 'blocking', 'stop_idle_threads',
@@ -131,7 +131,7 @@ def blocking(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     if hub is None or getcurrent() is hub:
         return pool._call_from_thread(func, args, kwargs, context)
     admission = admission_of(hub, ADMITTED_PER_THREAD * (pool._maxsize or 20))
-    return pool._call(hub, admission, func, args, kwargs, context)
+    return admission.call(pool._enqueue, fail_job, context, func, args, kwargs)
 
 
 def stop_idle_threads() -> int:

@@ -24,13 +24,11 @@ from contextvars import Context, copy_context
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from gevent import monkey
-from gevent._waiter import Waiter
 from greenlet import getcurrent
 
 from . import exiting
 from .errors import Error
 from .future import _CANCELLED, _DONE, _FAILED, Future, _run_callbacks
-from .admission import Admission
 from .pool import EMPTY_CONTEXT, PoolBase, PoolStats
 from .spawner import start_worker
 from .wakeup import GreenletWaker, HubChannel, allocate_lock, get_ident, hub_channel, new_waker
@@ -173,37 +171,6 @@ class ThreadPool(PoolBase):
         if grow:
             self._start_thread()
 
-    def _call(self, hub: Any, admission: Admission, func: Callable[..., T],
-              args: tuple[Any, ...], kwargs: dict[str, Any], context: Context) -> T:
-        """Run ``func(*args, **kwargs)`` in the pool, in *context*, and wait: blocking()'s core.
-
-        *Switchpoint.* For a greenlet of *hub* (not the hub itself). This is
-        the lean path: the job is a plain tuple ``(channel, context, func,
-        args, kwargs, waiter)`` -- no Future, no waker, no closure -- and the
-        worker hands the outcome straight to the caller's gevent ``Waiter``
-        through the hub's channel, before any bookkeeping of its own (see
-        :func:`_run_blocking_job`). The job is queued last, with the
-        caller ready to park, so the worker does not wait for the GIL behind
-        the caller's setup. *admission* lets the job into the pool, or holds
-        it in the hub until a call of the same hub leaves. Killed or timed out
-        while it waits, the caller leaves: a job still held in the hub never
-        runs; one in the pool runs on (a thread cannot be interrupted) and its
-        outcome is dropped.
-        """
-        channel = hub_channel(hub)
-        waiter = Waiter(hub)
-        job = (channel, context, func, args, kwargs, waiter)
-        returned = False
-        channel.hold()
-        try:
-            admission.admit(job, self._enqueue)
-            result = waiter.get()
-            returned = True
-            return result
-        finally:
-            channel.release()
-            admission.leave(job, self._enqueue, _fail, returned)
-
     def _call_from_thread(self, func: Callable[..., T], args: tuple[Any, ...],
                           kwargs: dict[str, Any], context: Context) -> T:
         """blocking() from a native thread with no hub: submit, and block that thread."""
@@ -254,7 +221,7 @@ class ThreadPool(PoolBase):
             return
         error = Error('pool %s: cannot start a worker thread' % self._name)
         for owner in self._take_queued():
-            _fail(owner, error)
+            fail_job(owner, error)
             with self._lock:
                 self._unfinished -= 1
                 self._outcomes[_FAILED] += 1
@@ -262,7 +229,7 @@ class ThreadPool(PoolBase):
         self._close_wakers.wake_all()
 
     def _take_queued(self) -> list[Any]:
-        """Empty the job queue; return who waits for each job it held (see _fail)."""
+        """Empty the job queue; return who waits for each job it held (see fail_job)."""
         owners: list[Any] = []
         while True:
             try:
@@ -488,7 +455,7 @@ class ThreadPool(PoolBase):
         self._jobs = SimpleQueue()
         self._reset_state()
         for owner in running + queued:
-            _fail(owner, Error('pool %s: the process forked before this job '
+            fail_job(owner, Error('pool %s: the process forked before this job '
                                        'completed; it will not complete in the child'
                                        % self._name))
         # Only the waiters of the thread that forked exist in the child.
@@ -523,7 +490,7 @@ def _run_blocking_job(job: tuple[Any, ...]) -> int:
     return _DONE
 
 
-def _fail(owner: Any, error: BaseException) -> None:
+def fail_job(owner: Any, error: BaseException) -> None:
     """Fail a job that will never run: set its Future's exception, or raise
     *error* in the greenlet that waits in blocking() for it."""
     if type(owner) is tuple:
