@@ -30,6 +30,7 @@ from .wakeup import hub_channel
 __all__ = ['Admission', 'admission_of']
 
 Enqueue = Callable[[tuple[Any, ...]], object]
+Fail = Callable[[tuple[Any, ...], BaseException], object]
 
 
 class Admission:
@@ -37,62 +38,68 @@ class Admission:
 
     __slots__ = ('hub',        # the hub whose greenlets call
                  'channel',    # that hub's channel: outcomes come back through it
+                 'fail',       # fails a job the pool refused
                  'free',       # places left in the pool; 0 while jobs wait in overflow
                  'overflow')   # jobs beyond the bound, first come first
 
-    def __init__(self, hub: Any, limit: int) -> None:
+    def __init__(self, hub: Any, limit: int, fail: Fail) -> None:
         self.hub = hub
         self.channel = hub_channel(hub)
+        self.fail = fail
         self.free = limit
         self.overflow: collections.deque[tuple[Any, ...]] = collections.deque()
 
-    def call(self, enqueue: Enqueue, fail: Callable[[tuple[Any, ...], BaseException], object],
-             context: Context, func: Callable[..., Any], args: tuple[Any, ...],
+    def call(self, enqueue: Enqueue, context: Context, func: Callable[..., Any], args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> Any:
         """Run ``func(*args, **kwargs)`` in the pool, in *context*, and wait: blocking()'s core.
 
         *Switchpoint.* For a greenlet of this hub (not the hub itself). The
         job is a plain tuple ``(channel, context, func, args, kwargs,
-        waiter)`` -- no Future, no waker, no closure -- put by *enqueue*
-        into the pool, whose worker switches or throws the outcome straight
+        waiter)`` -- no Future, no waker, no closure -- put into the pool
+        by *enqueue* (the IO pool's: it may have been replaced since the
+        last call), whose worker switches or throws the outcome straight
         into the caller's gevent ``Waiter`` through the hub's channel. It is
-        queued last, with the caller ready to park, so that the worker does
-        not wait for the GIL behind the caller's setup. Killed or timed out
-        while it waits, the caller leaves: a job still held in the overflow
+        queued with as little Python before it as can be: waking a worker
+        thread takes longer than anything the caller does between queueing
+        and parking. Killed or timed out while it waits, the caller leaves: a job still held in the overflow
         never runs; one in the pool runs on (a thread cannot be interrupted)
         and its outcome is dropped.
         """
         channel = self.channel
         waiter = Waiter(self.hub)
         job = (channel, context, func, args, kwargs, waiter)
+        if self.free:
+            self.free -= 1
+            try:
+                enqueue(job)
+            except BaseException:
+                self.leave(job, enqueue, False)
+                raise
+        else:
+            self.overflow.append(job)
+        # After the job is queued, overlapping the worker's wake-up. The
+        # outcome cannot overtake it: the hub runs only once we park.
         channel.hold()
         try:
-            if self.free:
-                self.free -= 1
-                enqueue(job)
-            else:
-                self.overflow.append(job)
             result = waiter.get()
         except BaseException:
             channel.release()
-            self.leave(job, enqueue, fail, False)
+            self.leave(job, enqueue, False)
             raise
         channel.release()
         if self.overflow:
-            self.leave(job, enqueue, fail, True)
+            self.leave(job, enqueue, True)
         else:
             self.free += 1
         return result
 
-    def leave(self, job: tuple[Any, ...], enqueue: Enqueue,
-              fail: Callable[[tuple[Any, ...], BaseException], object],
-              returned: bool) -> None:
+    def leave(self, job: tuple[Any, ...], enqueue: Enqueue, returned: bool) -> None:
         """The caller of *job* is leaving: pass its place on to the first job waiting.
 
         A caller leaving with an exception (its job's, or a kill or timeout)
         whose job is still in the overflow takes it out: that job never runs,
-        and held no place. A job the pool refuses (it is closed) is failed
-        with *fail*, and its place goes to the next.
+        and held no place. The next job goes to the pool by *enqueue*; one
+        the pool refuses (it is closed) is failed, and its place goes on.
         """
         if not returned and self._withdraw(job):
             return
@@ -103,7 +110,7 @@ class Admission:
                 enqueue(waiting)
                 return
             except BaseException as exc:
-                fail(waiting, exc)
+                self.fail(waiting, exc)
         self.free += 1
 
     def _withdraw(self, job: tuple[Any, ...]) -> bool:
@@ -114,13 +121,14 @@ class Admission:
         return False
 
 
-def admission_of(hub: Any, limit: int) -> Admission:
+def admission_of(hub: Any, limit: int, fail: Fail) -> Admission:
     """Return the :class:`Admission` of blocking() calls on *hub* (its thread only).
 
     Made on first use, with the hub's channel: on the hub's own thread.
+    A job the pool refuses goes to *fail*.
     """
     try:
         return hub._gruvi_gevent_admission
     except AttributeError:
-        admission = hub._gruvi_gevent_admission = Admission(hub, limit)
+        admission = hub._gruvi_gevent_admission = Admission(hub, limit, fail)
         return admission

@@ -130,8 +130,11 @@ def blocking(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     hub = get_hub_if_exists()
     if hub is None or getcurrent() is hub:
         return pool._call_from_thread(func, args, kwargs, context)
-    admission = admission_of(hub, ADMITTED_PER_THREAD * (pool._maxsize or 20))
-    return admission.call(pool._enqueue, fail_job, context, func, args, kwargs)
+    try:
+        admission = hub._gruvi_gevent_admission
+    except AttributeError:
+        admission = admission_of(hub, ADMITTED_PER_THREAD * (pool._maxsize or 20), fail_job)
+    return admission.call(pool._enqueue, context, func, args, kwargs)
 
 
 def stop_idle_threads() -> int:

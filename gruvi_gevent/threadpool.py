@@ -265,9 +265,11 @@ class ThreadPool(PoolBase):
                     retired = self._leave(job)
                     return
                 callbacks = None
+                channel = None
                 if type(job[0]) is HubChannel:
                     current[ident] = job
-                    state = _run_blocking_job(job)
+                    channel = job[0]
+                    state, wake, outcome = _run_blocking_job(job)
                     current[ident] = None
                     del job
                 else:
@@ -308,6 +310,12 @@ class ThreadPool(PoolBase):
                     idle = not self._unfinished
                 if idle and wakers:
                     self._join_wakers.wake_all()
+                # A blocking() caller's wake-up last, and then straight back
+                # to get(), which lets go of the GIL: the woken hub takes it
+                # at once rather than wait for this thread's bookkeeping.
+                if channel is not None:
+                    channel.call(wake, *outcome)
+                    del channel, wake, outcome
         finally:
             current.pop(ident, None)
             self._thread_exited(retired)
@@ -471,23 +479,21 @@ def threads_alive() -> int:
     return sum(len(pool) for pool in list(_live_pools))
 
 
-def _run_blocking_job(job: tuple[Any, ...]) -> int:
-    """Run a blocking() job and hand its outcome to the waiting greenlet.
-    Return how it ended (``_DONE`` or ``_FAILED``), for the pool's stats.
+def _run_blocking_job(job: tuple[Any, ...]) -> tuple[int, Callable[..., object], tuple[Any, ...]]:
+    """Run a blocking() job; return how it ended and how to hand its outcome over.
 
-    The wake-up goes first: the worker's bookkeeping overlaps the hub waking
-    up. The outcome is switched (or thrown) into the caller's ``Waiter`` by
-    the hub's channel; a caller that has left by then drops it.
+    That is ``(_DONE, waiter.switch, (result,))`` or ``(_FAILED,
+    waiter.throw, (type, exc, traceback))`` -- with the traceback, which
+    ``greenlet.throw(exc)`` alone would drop. The worker passes the outcome
+    to the hub's channel once its own bookkeeping is done; a caller that has
+    left by then drops it.
     """
-    channel, context, func, args, kwargs, waiter = job
+    _, context, func, args, kwargs, waiter = job
     try:
-        result = context.run(func, *args, **kwargs)
+        result = context.run(func, *args, **kwargs) if kwargs else context.run(func, *args)
     except BaseException as exc:
-        # With its traceback: greenlet.throw(exc) alone would drop it.
-        channel.call(waiter.throw, type(exc), exc, exc.__traceback__)
-        return _FAILED
-    channel.call(waiter.switch, result)
-    return _DONE
+        return _FAILED, waiter.throw, (type(exc), exc, exc.__traceback__)
+    return _DONE, waiter.switch, (result,)
 
 
 def fail_job(owner: Any, error: BaseException) -> None:
