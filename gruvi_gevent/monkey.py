@@ -9,8 +9,10 @@ documentation). Running legacy code through ``blocking()`` or a
 correct for both (:mod:`gruvi_gevent._locks`) where patched ``threading`` and
 ``_thread`` hand out locks, puts back the standard library's
 ``threading.Event`` and ``queue`` classes (which then run on those locks),
-swaps the locks that ``logging`` already holds, and makes ``subprocess``
-work in threads other than the main one (:mod:`gruvi_gevent._subprocess`).
+swaps the locks that ``logging`` already holds, makes ``subprocess``
+work in threads other than the main one (:mod:`gruvi_gevent._subprocess`),
+and has a patched ``os.fork()`` catch the exit of a child that is quicker
+than the parent (:func:`_catch_sigchld_before_fork`).
 
 This happens by default: ``import gruvi_gevent`` does it when ``threading`` is
 patched already, and gevent's ``patch_all()`` called after that import does
@@ -21,6 +23,7 @@ gevent's, first thing, to leave no such window.
 """
 
 import logging
+import os
 import queue
 import sys
 import threading
@@ -28,8 +31,10 @@ from typing import Any
 
 import gevent.events
 from gevent import monkey
+from gevent.hub import MAIN_THREAD_IDENT, get_hub
 
 from ._locks import Lock, RLock
+from .wakeup import get_ident
 
 __all__ = ['patch_all', 'patch_locks']
 
@@ -123,3 +128,27 @@ def _install() -> None:
     if _after_gevent_patch_all not in gevent.events.subscribers:
         gevent.events.subscribers.append(_after_gevent_patch_all)
     _patch()
+
+
+def _catch_sigchld_before_fork() -> None:
+    """Have libev's ``SIGCHLD`` handler in place before a patched ``os.fork()`` forks.
+
+    gevent's patched ``os.fork()`` starts the child watcher that its
+    ``os.waitpid()`` waits on after the fork returns in the parent, and only
+    that first watcher installs libev's ``SIGCHLD`` handler: a child that
+    exits before then (a loaded machine may run it to its end first) sends
+    its ``SIGCHLD`` to the default disposition, which drops it, and the
+    parent's ``os.waitpid()`` waits for ever. With the handler installed
+    first, libev reaps the child on the loop's next pass, when the watcher
+    is there (as gevent's own ``Popen`` does: see :mod:`._subprocess`).
+    Only for the main thread, whose hub has the default loop, the only one
+    with child watchers.
+    """
+    if not monkey.is_object_patched('os', 'waitpid') or get_ident() != MAIN_THREAD_IDENT:
+        return      # waitpid is the OS's: nobody must reap behind the caller's back
+    hub = get_hub()     # the parent makes it after the fork anyway
+    if hub.loop is not None and hub.loop.default:
+        hub.loop.install_sigchld()
+
+
+os.register_at_fork(before=_catch_sigchld_before_fork)

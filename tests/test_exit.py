@@ -7,7 +7,8 @@ or monkey-patched; thread work submitted before exit runs to completion and
 ``submit()`` after shutdown began raises ``RuntimeError``, as in
 ``concurrent.futures``; a greenlet waiting in ``result()`` is woken in a
 forked child even when the wake-up was owed by a thread that the fork left
-behind; the process-wide pools come back after a close; an idle
+behind, and the parent's ``os.waitpid()`` returns even when that child
+exited before ``os.fork()`` returned in the parent; the process-wide pools come back after a close; an idle
 ``FiberPool`` keeps no ``gevent.wait()`` waiting; and the first pool use
 does not wait for the spawner thread to build its hub.
 """
@@ -172,6 +173,13 @@ FORK_IN_CALLBACKS = '''
     assert future._callback_count() == 2       # the waiter's wake-up comes second
     start_new_thread(future.set_result, (42,))
     in_callback.acquire()
+
+    def child_exits_first():
+        # The parent's fork() returns only once the child has exited (not
+        # reaped): its SIGCHLD comes before gevent's fork starts watching it.
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+
+    os.register_at_fork(after_in_parent=child_exits_first)
     pid = os.fork()
     if pid == 0:
         result = waiter.get(timeout=5)
