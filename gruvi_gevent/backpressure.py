@@ -15,7 +15,6 @@ while parked.
 """
 
 import collections
-from time import monotonic
 
 from .errors import Timeout
 from .wakeup import Waker, allocate_lock, new_waker
@@ -105,16 +104,7 @@ class JobBound:
     @staticmethod
     def _park(ticket: _Ticket, timeout: float | None) -> None:
         """Wait until the ticket leaves the waiting state or *timeout* passes."""
-        if timeout is None:
-            while ticket.state == _WAITING:
-                ticket.waker.wait()
-            return
-        deadline = monotonic() + timeout
-        while ticket.state == _WAITING:
-            remaining = deadline - monotonic()
-            if remaining <= 0:
-                return
-            ticket.waker.wait(remaining)
+        ticket.waker.wait_for(lambda: ticket.state != _WAITING, timeout)
 
     def _leave(self, ticket: _Ticket) -> int:
         """Take the ticket out of the line if it still waits; return its final state."""

@@ -15,7 +15,6 @@ import collections
 import concurrent.futures
 import functools
 import logging
-import sys
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, Union
 
@@ -26,7 +25,7 @@ from gevent.hub import get_hub
 from greenlet import getcurrent
 
 from .blocking import blocking
-from .future import Future
+from .future import NOTHING_TO_INTERRUPT, Future
 from .pool import PoolBase
 from .wakeup import allocate_lock, get_ident, run_in_hub
 
@@ -90,7 +89,6 @@ class EnginePool(PoolBase):
         self._lock = allocate_lock()   # guards the two counters
         self._inflight = 0        # jobs the engine holds
         self._unfinished = 0      # jobs submitted and not yet completed
-        self._limit = sys.maxsize if maxsize is None else maxsize
         # (future, func, args, kwargs) not yet handed over; any thread appends
         self._queue: collections.deque[tuple[_EngineFuture[Any], Callable[..., Any],
                                              tuple[Any, ...], dict[str, Any]]] = \
@@ -119,7 +117,7 @@ class EnginePool(PoolBase):
         queue = self._queue
         while queue and self._inflight < self._limit:
             future, func, args, kwargs = queue.popleft()
-            if not future._set_running(True):       # cancelled while it waited
+            if not future._set_running(NOTHING_TO_INTERRUPT):       # cancelled while it waited
                 self._finished(False)
                 continue
             with self._lock:

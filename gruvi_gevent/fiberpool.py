@@ -11,9 +11,8 @@ queue.
 import collections
 import functools
 import logging
-import sys
 import weakref
-from contextvars import Context, copy_context
+from contextvars import copy_context
 from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
@@ -23,10 +22,10 @@ from gevent.pool import Group
 from gevent._waiter import Waiter
 from greenlet import getcurrent
 
-from . import exiting
 from .errors import Cancelled
-from .future import _CANCELLED, _DONE, _FAILED, Future
-from .pool import _NO_KWARGS, EMPTY_CONTEXT, PoolBase, PoolStats
+from ._job import EMPTY_CONTEXT, NO_KWARGS, Job, run_job
+from .future import _CANCELLED, _DONE, _FAILED, Future, _run_callbacks
+from .pool import PoolBase, PoolStats
 from .wakeup import get_ident, hub_channel, run_in_hub
 
 __all__ = ['FiberPool']
@@ -34,8 +33,8 @@ __all__ = ['FiberPool']
 T = TypeVar('T')
 P = ParamSpec('P')
 
-# A job: (future, func, args, kwargs, the context it runs in a copy of).
-_Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], Context]
+# What a job raises that goes to its future and then on to kill its worker.
+_ESCAPING = (GreenletExit, KeyboardInterrupt, SystemExit)
 
 _IDLE_TIMEOUT = object()
 
@@ -99,17 +98,15 @@ class FiberPool(PoolBase):
         self._thread_alive = weakref.ref(token)  # dead once the hub's thread has exited
         self._group = Group()
         self._group.greenlet_class = _FiberWorker
-        self._queue: collections.deque[_Job] = collections.deque()   # jobs to run
-        self._inbox: collections.deque[_Job] = collections.deque()   # submitted from other threads
+        self._queue: collections.deque[Job] = collections.deque()   # jobs to run
+        self._inbox: collections.deque[Job] = collections.deque()   # submitted from other threads
         self._drain_asked = False   # a _drain_inbox call is on its way to the hub
         self._idle_workers: list[_FiberWorker] = []   # idle workers, most recent last
         self._nworkers = 0
         self._unfinished = 0                 # jobs queued or running
         self._outcomes = [0] * (_CANCELLED + 1)   # finished jobs, by their future's state
         self._closed = False                 # closing, and every worker has exited
-        self._limit = sys.maxsize if maxsize is None else maxsize
-        exiting.register(self)
-        self._closing = exiting.began()    # made during shutdown: born closed
+        self._register_for_exit()
         for _ in range(minsize):
             self._spawn_worker()
 
@@ -127,7 +124,7 @@ class FiberPool(PoolBase):
         self._enqueue((future, func, args, kwargs, copy_context() or EMPTY_CONTEXT))
         return future
 
-    def _enqueue(self, job: _Job) -> None:
+    def _enqueue(self, job: Job) -> None:
         if get_ident() != self._ident:
             self._check_hub()
             self._inbox.append(job)
@@ -163,7 +160,7 @@ class FiberPool(PoolBase):
             future: Future[T] = Future()
             future._result = self
             append_future(future)
-            append_job((future, func, args, _NO_KWARGS, context))
+            append_job((future, func, args, NO_KWARGS, context))
         self._unfinished += len(futures)
         for _ in range(len(futures)):
             if not (self._idle_workers or self._nworkers < self._limit):
@@ -217,53 +214,38 @@ class FiberPool(PoolBase):
     def _work(self) -> None:
         worker = getcurrent()
         queue = self._queue
-        wakers = self._join_wakers.wakers
-        outcomes = self._outcomes
         while True:
             while queue:
-                future, func, args, kwargs, context = queue.popleft()
                 try:
-                    if future._set_running(worker.interrupt):
-                        worker.job = future
-                        self._run_job(future, func, args, kwargs, context)
+                    self._run_job(worker, queue.popleft())
                 finally:
                     # Also when the worker dies of a KeyboardInterrupt or
                     # SystemExit, raised by the job or by a done callback.
-                    # An idle worker keeps nothing of its last job.
-                    worker.job = None
-                    func = args = kwargs = context = None  # type: ignore[assignment]
                     if worker.gr_context is not None:
                         worker.gr_context = None    # what a job set stays with it
-                    self._unfinished -= 1
-                    outcomes[future._state] += 1
-                    future = None  # type: ignore[assignment]
-                    if not self._unfinished and wakers:
+                    if not self._unfinished and self._join_wakers:
                         self._join_wakers.wake_all()
             if self._closing or not self._park(worker):
                 return
 
-    def _run_job(self, future: Future[Any], func: Callable[..., Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any], context: Context) -> None:
+    def _run_job(self, worker: _FiberWorker, job: Job) -> None:
+        """Run *job* in *worker* and count it finished. *Switchpoint.*"""
+        future = worker.job = job[0]
         try:
-            if context is EMPTY_CONTEXT:
-                # The worker's own context is empty between jobs too.
-                result = func(*args, **kwargs)
-            else:
-                result = context.copy().run(func, *args, **kwargs)
-        except Cancelled as exc:
-            if not future.cancelled():
-                future.set_exception(exc)
-        except (GreenletExit, KeyboardInterrupt, SystemExit) as exc:
-            future.set_exception(exc)
-            raise
-        except BaseException as exc:
-            future._complete(_FAILED, exc)
-        else:
-            future._complete(_DONE, result)
+            callbacks = self._execute(job, worker.interrupt, _ESCAPING)
+            del job     # an idle worker keeps nothing of its last job
+            if callbacks:
+                _run_callbacks(callbacks)
         finally:
-            # A failed job's traceback holds this frame: it must not hold the
-            # future too (future -> exception -> traceback -> frame -> future).
-            del future, func, args, kwargs, context
+            worker.job = None
+            self._unfinished -= 1
+            self._outcomes[future._state] += 1
+            del future
+
+    # Runs a job in the worker that calls it: sets its future running, and
+    # returns the callbacks to run once it has settled it (see run_job). A
+    # subclass may run jobs elsewhere.
+    _execute = staticmethod(run_job)
 
     def _park(self, worker: _FiberWorker) -> bool:
         """Wait idle for a job. Return False if the worker should exit."""
@@ -372,13 +354,9 @@ class FiberPool(PoolBase):
         del queue[index]
         outer = worker.job
         try:
-            if future._set_running(worker.interrupt):
-                worker.job = future
-                self._run_job(*job)
+            self._run_job(worker, job)
         finally:
             worker.job = outer
-            self._unfinished -= 1
-            self._outcomes[future._state] += 1
         return True
 
     def _at_exit(self) -> None:

@@ -21,7 +21,6 @@ keeps the future alive through the traceback, as in ``concurrent.futures``.
 
 import logging
 import os
-from time import monotonic
 from typing import Any, Callable, Generic, TypeVar
 
 from gevent.hub import get_hub
@@ -40,6 +39,10 @@ T = TypeVar('T')
 # Their order carries meaning: every state >= _DONE is final (done() is
 # ``state >= _DONE``), so new final states go after _DONE, others before it.
 _PENDING, _RUNNING, _DONE, _FAILED, _CANCELLED = range(5)
+
+# The canceller of a running future that can be cancelled but has no job of
+# its own to interrupt (see Future._set_running): cancel() only settles it.
+NOTHING_TO_INTERRUPT = True
 
 _STATE_NAMES = {
     _PENDING: 'pending',
@@ -227,7 +230,7 @@ class Future(Generic[T]):
             callbacks = self._callbacks
             self._callbacks = None
         try:
-            if canceller is not None and canceller is not True:
+            if canceller is not None and canceller is not NOTHING_TO_INTERRUPT:
                 canceller(self)
         finally:
             if callbacks is not None:
@@ -366,12 +369,13 @@ class Future(Generic[T]):
         runs. A no-op in any state but pending. Return whether the future
         moved, so that a producer knows to skip work cancelled before it began.
         """
-        return self._set_running(True if can_cancel else None)
+        return self._set_running(NOTHING_TO_INTERRUPT if can_cancel else None)
 
     def _set_running(self, canceller: 'Callable[[Future[Any]], object] | bool | None') -> bool:
-        """Like :meth:`set_running`: *canceller* None (not cancellable), True
-        (cancellable, nothing to interrupt) or ``canceller(future)``, called
-        after a running future was cancelled to interrupt its job."""
+        """Like :meth:`set_running`: *canceller* None (not cancellable),
+        ``NOTHING_TO_INTERRUPT`` (cancellable, nothing to interrupt) or
+        ``canceller(future)``, called after a running future was cancelled to
+        interrupt its job."""
         with _lock:
             if self._state != _PENDING:
                 return False
@@ -397,7 +401,7 @@ class Future(Generic[T]):
     def _settle(self, state: int, result: Any) -> Any:
         """Set the outcome; return the callbacks to run (None if there are none
         or the future was done already). Lets a pool thread finish its own
-        bookkeeping before it runs them (see ThreadPool._work)."""
+        bookkeeping before it runs them (see ``_job.run_job``)."""
         with _lock:
             if self._state >= _DONE:
                 return None
@@ -447,16 +451,8 @@ class Future(Generic[T]):
         if not self._add(waker):
             return
         try:
-            if timeout is None:
-                while self._state < _DONE:
-                    waker.wait()
-                return
-            deadline = monotonic() + timeout
-            while self._state < _DONE:
-                remaining = deadline - monotonic()
-                if remaining <= 0 or not waker.wait(remaining):
-                    if self._state < _DONE:
-                        raise Timeout('future not done after %.3g seconds' % timeout)
+            if not waker.wait_for(self.done, timeout):
+                raise Timeout('future not done after %.3g seconds' % (timeout or 0.0))
         finally:
             # Completion took every callback off already; only a timeout or a
             # kill leaves the waker registered.

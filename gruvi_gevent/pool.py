@@ -8,8 +8,9 @@ jobs run, how they are queued, and how a running job is (or is not) cancelled.
 import collections
 import itertools
 import logging
+import sys
 from collections.abc import Callable, Generator, Iterable, Iterator
-from contextvars import Context, copy_context
+from contextvars import copy_context
 from time import monotonic
 from types import TracebackType
 from typing import Any, NamedTuple, ParamSpec, TypeVar
@@ -19,6 +20,7 @@ from zope.interface import implementer
 from . import exiting
 from .backpressure import JobBound
 from .errors import Timeout
+from ._job import EMPTY_CONTEXT, NO_KWARGS, Job
 from .future import Future
 from .interfaces import IPool
 from .logs import log
@@ -29,15 +31,6 @@ __all__ = ['PoolBase', 'PoolStats', 'EMPTY_CONTEXT']
 T = TypeVar('T')
 P = ParamSpec('P')
 _Pool = TypeVar('_Pool', bound='PoolBase')
-
-# Every job runs in a copy of its submitter's contextvars context, made
-# fresh as it starts, so that what the job changes stays in that copy. A
-# queued job keeps the snapshot it was submitted with, or this one when the
-# submitter's context is empty: then it keeps no object of its own, which the
-# garbage collector would visit for as long as the job waits, and its worker
-# runs it straight in its own context, empty between jobs (a worker drops
-# whatever a job set there). Never entered.
-EMPTY_CONTEXT = Context()
 
 _pool_numbers: 'collections.defaultdict[str, itertools.count[int]]' = \
     collections.defaultdict(itertools.count)
@@ -99,45 +92,53 @@ def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(deadline - monotonic(), 0.0)
 
 
-_NO_KWARGS: dict[str, Any] = {}   # shared by map()'s jobs: func(**kwargs) never keeps the dict
+def _wait_for_next(future: Future[Any], deadline: float | None) -> None:
+    """Wait until map()'s next *future* is done; raise Timeout if *deadline*
+    passes first. *Switchpoint.*"""
+    remaining = _remaining(deadline)
+    if remaining == 0 and not future.done():
+        raise Timeout('map() timed out')
+    future.exception(remaining)
 
 
-class _Wakers:
-    """A list of parked waiters, all woken when some condition may have changed.
+def _cancel_pending(futures: Iterable[Future[Any]]) -> None:
+    """Cancel what map() submitted and nobody will collect any more."""
+    for future in futures:
+        if not future.done():
+            future.cancel()
+
+
+class _Wakers(list[Waker]):
+    """The parked waiters of one condition, all woken when it may have changed.
 
     A waiter adds itself *before* it checks its condition, so a wake-up sent
-    between the check and the park is not lost.
+    between the check and the park is not lost. A list, so that a worker's
+    "is anyone waiting?" is a C-level truth test on its hot path.
     """
 
-    __slots__ = ('wakers',)
-
-    def __init__(self) -> None:
-        self.wakers: list[Waker] = []
+    __slots__ = ()
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
         """Park the caller until ``predicate()`` is true, at most *timeout*
         seconds (None: no limit). Return whether it became true. *Switchpoint.*"""
         if predicate():
             return True
-        deadline = None if timeout is None else monotonic() + timeout
         waker = new_waker()
-        self.wakers.append(waker)
+        self.append(waker)
         try:
-            while not predicate():
-                if deadline is None:
-                    waker.wait()
-                    continue
-                remaining = deadline - monotonic()
-                if remaining <= 0:
-                    return False
-                waker.wait(remaining)
-            return True
+            return waker.wait_for(predicate, timeout)
         finally:
-            self.wakers.remove(waker)
+            self.remove(waker)
 
     def wake_all(self) -> None:
-        for waker in list(self.wakers):
+        """Wake every parked waiter; each checks its condition again."""
+        for waker in list(self):
             waker()
+
+    def keep_only(self, keep: Callable[[Waker], bool]) -> None:
+        """Forget the waiters for which ``keep(waker)`` is false (after a
+        fork: those of threads that do not exist in the child)."""
+        self[:] = [waker for waker in self if keep(waker)]
 
 
 @implementer(IPool)
@@ -179,6 +180,31 @@ class PoolBase:
     with ``RuntimeError``. ``map()`` then submits its calls as room appears.
     A job that waits for room in its own full pool may wait for ever, as in
     gevent's ``Pool``.
+
+    **For subclasses:** PoolBase owns the arguments, submit()'s checks and
+    backpressure, map(), join() and close(); a subclass owns its workers and
+    queue. It provides ``__len__()`` (live workers), ``stats()``, and:
+
+    - ``_enqueue(job)``: queue a job (see ``gruvi_gevent._job``), from
+      any thread, raising ``RuntimeError`` through ``_check_submit()`` when
+      ``_closing`` is set; ``_submit_many()`` may batch map()'s jobs.
+    - ``_idle()``: whether no job is unfinished; join() parks on
+      ``_join_wakers`` until it is, and the subclass calls
+      ``_join_wakers.wake_all()`` whenever it may have become true (testing
+      ``if self._join_wakers:`` first keeps that off the hot path when no
+      one waits).
+    - ``_begin_close()``: called once by close(), after ``_closing`` is set:
+      make every worker exit once the queued jobs have run.
+    - ``_no_workers()``: whether the pool is closed (by default: no live
+      worker); close() parks on ``_close_wakers`` until it is, and the
+      subclass calls ``_close_wakers.wake_all()`` when it may have become true
+      (the last worker exited).
+    - ``_in_own_job()``: whether the caller runs in one of the pool's
+      workers, where join() and close() would deadlock.
+    - ``_wait_in_own_job(future, timeout)`` (optional): what a worker does
+      instead of parking on a pending job of its own pool.
+    - ``_at_exit()`` (optional): what interpreter shutdown does to the pool;
+      the subclass calls ``_register_for_exit()`` once its state is ready.
     """
 
     #: Seconds an idle worker above minsize waits for work before it exits.
@@ -196,6 +222,8 @@ class PoolBase:
         elif not isinstance(name, str):
             raise TypeError('name must be None or a str, got %r' % (name,))
         self._maxsize = maxsize
+        # maxsize as a number (sys.maxsize: no bound): one comparison on hot paths.
+        self._limit = sys.maxsize if maxsize is None else maxsize
         self._minsize = minsize
         self._name = name
         self._closing = False
@@ -311,8 +339,7 @@ class PoolBase:
             raise
         return future
 
-    def _enqueue(self, job: tuple[Future[Any], Callable[..., Any], tuple[Any, ...],
-                                  dict[str, Any], Context]) -> None:
+    def _enqueue(self, job: Job) -> None:
         """Queue *job*, ``(future, func, args, kwargs, context)``, to run in a worker.
 
         The job runs in a copy of *context*, a snapshot that jobs may share.
@@ -373,23 +400,13 @@ class PoolBase:
         futures.reverse()
         try:
             yield  # type: ignore[misc]  # map()'s priming step: nobody sees this one
-            timeout = None
             while futures:
-                future = futures[-1]
-                if deadline is not None:
-                    remaining = deadline - monotonic()
-                    if not future.done() and remaining <= 0:
-                        raise Timeout('map() timed out')
-                    timeout = max(remaining, 0)
-                future.exception(timeout)
-                del future
+                _wait_for_next(futures[-1], deadline)
                 # No local keeps the result (nor its future) while the
                 # consumer holds the generator between two items.
                 yield futures.pop().result()
         finally:
-            for future in futures:
-                if not future.done():
-                    future.cancel()
+            _cancel_pending(futures)
 
     def _fed_results(self, func: Callable[..., T], calls: list[tuple[Any, ...]],
                      deadline: float | None) -> Generator[T, None, None]:
@@ -405,27 +422,20 @@ class PoolBase:
                 if not futures:
                     # None of ours is in the pool: wait in line for room.
                     bound.enter(_remaining(deadline), 'map()')
-                    futures.append(self._submit_admitted(func, calls.pop(), _NO_KWARGS))
-                future = futures[0]
-                remaining = _remaining(deadline)
-                if remaining == 0 and not future.done():
-                    raise Timeout('map() timed out')
-                future.exception(remaining)
-                del future
+                    futures.append(self._submit_admitted(func, calls.pop(), NO_KWARGS))
+                _wait_for_next(futures[0], deadline)
                 self._feed(func, calls, futures)
                 # As in _results: no local keeps what was yielded.
                 yield futures.popleft().result()
         finally:
-            for future in futures:
-                if not future.done():
-                    future.cancel()
+            _cancel_pending(futures)
 
     def _feed(self, func: Callable[..., T], calls: list[tuple[Any, ...]],
               futures: 'collections.deque[Future[T]]') -> None:
         """Submit as many of map()'s *calls* as there is room for now; never parks."""
         bound: JobBound = self._bound     # type: ignore[assignment]
         while calls and bound.try_enter():
-            futures.append(self._submit_admitted(func, calls.pop(), _NO_KWARGS))
+            futures.append(self._submit_admitted(func, calls.pop(), NO_KWARGS))
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until all jobs in the pool have completed.
@@ -485,6 +495,13 @@ class PoolBase:
         """
         raise NotImplementedError('%s does not keep stats' % type(self).__name__)
 
+    def _register_for_exit(self) -> None:
+        """Have :meth:`_at_exit` called at interpreter shutdown; a pool made
+        once shutdown has begun is born closed. For a subclass's
+        ``__init__``, once the pool's state is ready."""
+        exiting.register(self)
+        self._closing = exiting.began()
+
     def _check_not_in_own_job(self, method: str) -> None:
         if self._in_own_job():
             raise RuntimeError('%s() called in a job of pool %s would wait for that '
@@ -511,10 +528,13 @@ class PoolBase:
         return False
 
     def _idle(self) -> bool:
+        """Return whether no job is unfinished (what join() waits for)."""
         raise NotImplementedError
 
     def _no_workers(self) -> bool:
+        """Return whether the closing pool is closed (what close() waits for)."""
         return len(self) == 0
 
     def _begin_close(self) -> None:
+        """Make every worker exit once the queued jobs have run; called once."""
         raise NotImplementedError

@@ -34,7 +34,6 @@ import pickle
 import signal
 import weakref
 from collections.abc import Callable, Iterable
-from contextvars import Context
 from multiprocessing import reduction
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -45,6 +44,7 @@ from gevent import GreenletExit, monkey
 from greenlet import getcurrent
 
 from . import _processworker as wire
+from ._job import Job
 from .errors import Cancelled, Error
 from .fiberpool import FiberPool
 from .future import Future
@@ -262,12 +262,19 @@ class ProcessPool(FiberPool):
             if worker is not None:
                 self._stop_process(worker)
 
-    def _run_job(self, future: Future[Any], func: Callable[..., Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any], context: Context) -> None:
-        """Send the job (``args[0]``, packed by submit()) to this greenlet's process.
+    def _execute(self, job: Job, canceller: Callable[[Future[Any]], object] | None,
+                 escaping: tuple[type[BaseException], ...] = ()) -> Any:
+        """Send the job (``args[0]``, packed by submit()) to this greenlet's
+        process, and complete its future with the answer; its callbacks run
+        here. *Switchpoint.*
 
-        *context* stays here: a context cannot be sent, and the process has its own.
+        The job's context stays here: a context cannot be sent, and the
+        process has its own. Only a ``GreenletExit`` escapes.
         """
+        future, func, args = job[0], job[1], job[2]
+        del job
+        if not future._set_running(canceller):
+            return None     # cancelled while it was queued
         current = getcurrent()
         worker = self._workers.get(current)
         try:

@@ -10,7 +10,7 @@ long-lived worker counts it as activity, so ``gevent.wait()`` would not return
 there while any worker lives.
 
 So every worker thread is started here: any thread asks with
-:func:`start_worker` (a deque append and an async ``send()``, the one loop
+:func:`start_thread_soon` (a deque append and an async ``send()``, the one loop
 call that is safe from another thread), and this thread's main greenlet calls
 ``spawn()`` on its own hub. The thread runs until :func:`stop_spawner` (a
 raw thread) and is made again, on demand, after that and in a forked child,
@@ -23,8 +23,9 @@ builds its hub.
 import collections
 import logging
 import os
+import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import gevent.threadpool
 from gevent import monkey
@@ -36,10 +37,7 @@ from .logs import log
 from .threadnames import run_named
 from .wakeup import allocate_lock
 
-if TYPE_CHECKING:
-    from .threadpool import ThreadPool
-
-__all__ = ['start_worker', 'call_in_spawner', 'spawner_ident', 'stop_spawner']
+__all__ = ['start_thread_soon', 'call_in_spawner', 'spawner_ident', 'stop_spawner']
 
 _start_new_thread = monkey.get_original('_thread', 'start_new_thread')
 _get_ident = monkey.get_original('_thread', 'get_ident')
@@ -54,12 +52,12 @@ class _Spawner:
 
     __slots__ = ('ident',      # the thread's ident, once its hub runs
                  'native_id',  # the thread's OS id, to wait for it to be gone
-                 'requests',   # ThreadPools that want one more worker, or functions
-                               # to call; appended under _lock
+                 'requests',   # _ThreadRequests, or functions to call; appended under _lock
                  'watcher',    # async watcher of the thread's hub, once it runs: send() wakes it
                  'error',      # what stopped the thread from starting, if anything
                  'ready',      # an OS lock held until the thread is set up (or failed to be)
                  'gpools',     # the gevent ThreadPools made here; only this thread touches it
+                 'by_group',   # weakly, thread group -> its gevent ThreadPool; this thread's
                  'stopping',   # set (under _lock, once no longer _spawner) to end the thread
                  'exited')     # an OS lock, held until the thread has left its loop
 
@@ -70,6 +68,7 @@ class _Spawner:
         self.watcher: Any = None
         self.error: BaseException | None = None
         self.gpools: list[Any] = []
+        self.by_group: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self.stopping = False
         self.exited = allocate_lock()
         self.exited.acquire()
@@ -115,7 +114,7 @@ class _Spawner:
             len(requests), self.error, exc_info=self.error)
         for request in requests:
             if not callable(request):
-                request._thread_not_started()
+                request.not_started()
 
     def _serve(self, waiter: Waiter) -> None:
         requests = self.requests
@@ -136,20 +135,20 @@ class _Spawner:
         self.watcher.close()
         hub.destroy(destroy_loop=True)
 
-    def _spawn(self, pool: 'ThreadPool') -> None:
-        # Each ThreadPool has a gevent ThreadPool of its own, bound to this
-        # thread's hub and only touched in this thread.
-        gpool = pool._gevent_pool
-        if gpool is None or gpool.hub is not get_hub():
-            gpool = pool._gevent_pool = gevent.threadpool.ThreadPool(
+    def _spawn(self, request: '_ThreadRequest') -> None:
+        # Each group of threads has a gevent ThreadPool of its own, bound to
+        # this thread's hub and only touched in this thread.
+        gpool = self.by_group.get(request.group)
+        if gpool is None:
+            gpool = self.by_group[request.group] = gevent.threadpool.ThreadPool(
                 _UNBOUNDED, idle_task_timeout=0)
             self.gpools.append(gpool)
         try:
-            gpool.spawn(run_named, pool._next_thread_name(), pool._work)
+            gpool.spawn(run_named, request.name, request.run)
         except Exception as exc:     # e.g. the OS refuses a new thread
-            log(logging.ERROR, '%s: cannot start a worker thread: %r', pool.name, exc,
+            log(logging.ERROR, 'cannot start thread %s: %r', request.name, exc,
                 exc_info=exc)
-            pool._thread_not_started()
+            request.not_started()
 
 
 _spawner: _Spawner | None = None
@@ -175,19 +174,30 @@ def _send(spawner: _Spawner) -> None:
         watcher.send()
 
 
-def start_worker(pool: 'ThreadPool') -> None:
-    """Ask the spawner to start one worker thread running ``pool._work()``.
+class _ThreadRequest(NamedTuple):
+    """A thread that start_thread_soon() was asked for."""
+
+    run: Callable[[], object]           # what the thread runs
+    name: str                           # the thread's name while it runs
+    not_started: Callable[[], object]   # called instead if the thread cannot start
+    group: Any                          # threads of one group share a gevent ThreadPool
+
+
+def start_thread_soon(run: Callable[[], object], name: str,
+                      not_started: Callable[[], object], group: Any) -> None:
+    """Have the spawner start a native thread named *name* that calls ``run()``.
 
     Callable from any thread; returns at once, also while the spawner thread
-    is still building its hub. The caller has counted the thread already; if
-    the OS refuses it (or the spawner thread cannot set up),
-    ``pool._thread_not_started()`` is called. Raises if the spawner thread
-    itself cannot start, or once it has been stopped at interpreter exit.
+    is still building its hub. If the OS refuses the thread (or the spawner
+    thread cannot set up), the spawner calls ``not_started()`` instead. The
+    threads of one *group* (weakly referenced; a pool, say) share a gevent
+    ThreadPool. Raises if the spawner thread itself cannot start, or once it
+    has been stopped at interpreter exit.
     """
     with _lock:
         # Under the lock, so that no request lands in a spawner being stopped.
         spawner = _get_spawner()
-        spawner.requests.append(pool)
+        spawner.requests.append(_ThreadRequest(run, name, not_started, group))
         _send(spawner)
 
 
@@ -215,10 +225,10 @@ def stop_spawner(threads_alive: Callable[[], int]) -> int | None:
     """End the spawner thread unless a pool has worker threads or a request
     is still queued (a function of :func:`call_in_spawner`), and return
     its OS thread id once it has left its loop (None if it stays, or if there
-    was none). A later :func:`start_worker` starts a new one.
+    was none). A later :func:`start_thread_soon` starts a new one.
 
     *threads_alive()* counts the worker threads of every pool, started or
-    starting; it is called under the lock that :func:`start_worker` takes, so
+    starting; it is called under the lock that :func:`start_thread_soon` takes, so
     no thread can be on its way while it says 0. The gevent pools bound to the
     spawner's hub go with it, once the threads still leaving them are gone.
     Blocks the calling thread (not a switchpoint) while the spawner shuts down.

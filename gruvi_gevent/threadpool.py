@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from gevent import monkey
 from greenlet import getcurrent
 
-from . import exiting
 from .errors import Error
+from ._job import EMPTY_CONTEXT, NO_KWARGS, run_job
 from .future import _CANCELLED, _DONE, _FAILED, Future, _run_callbacks
-from .pool import EMPTY_CONTEXT, PoolBase, PoolStats
-from .spawner import start_worker
+from .pool import PoolBase, PoolStats
+from .spawner import start_thread_soon
 from .wakeup import GreenletWaker, HubChannel, allocate_lock, get_ident, hub_channel, new_waker
 
 if TYPE_CHECKING:
@@ -46,14 +46,8 @@ Empty: 'type[queue.Empty]' = monkey.get_original('_queue', 'Empty')
 
 _live_pools: 'weakref.WeakSet[ThreadPool]' = weakref.WeakSet()
 
-# The keyword arguments of every job that has none; never mutated (a job
-# gets them as **kwargs, a copy).
-_NO_KWARGS: dict[str, Any] = {}
-
-# What _retire_or_continue returns to an idle thread: leave (already taken
-# off the pool's count), or go on waiting.
+# The exit marker of an idle thread that _retire() took off the pool's count.
 _RETIRED = object()
-_CONTINUE = object()
 
 _get_native_id: Callable[[], int] = monkey.get_original('_thread', 'get_native_id')
 
@@ -118,28 +112,26 @@ class ThreadPool(PoolBase):
                          queue_timeout=queue_timeout)
         self._jobs = SimpleQueue()      # (future, func, args, kwargs, context), or None: exit
         self._outcomes = [0] * (_CANCELLED + 1)   # finished jobs by future state; under _lock
-        self._thread_numbers = itertools.count(1)   # numbers the threads; the spawner's alone
+        self._thread_numbers = itertools.count(1)   # numbers the threads (next() is atomic)
         self._reset_state()
         _live_pools.add(self)
-        exiting.register(self)
-        self._closing = exiting.began()    # made during shutdown: born closed
+        self._register_for_exit()
         for _ in range(minsize):
             with self._lock:
-                self._nthreads += 1
-            self._start_thread()
+                self._nworkers += 1
+            self._spawn_worker()
 
     def _reset_state(self) -> None:
         self._lock = allocate_lock()    # guards the counters below
-        self._nthreads = 0              # live worker threads (started or starting)
+        self._nworkers = 0              # live worker threads (started or starting)
         self._unfinished = 0            # jobs submitted and not yet completed
         # worker thread ident -> its running job's Future, or its blocking() job
         self._current: dict[int, Any] = {}
         self._gone: list[Any] = []      # _GoneLock locks of threads that ran here
         self._own_waiters = 0           # pool threads waiting on a pending job of this pool
-        self._gevent_pool: Any = None   # its gevent ThreadPool; only the spawner thread touches it
 
     def __len__(self) -> int:
-        return self._nthreads
+        return self._nworkers
 
     def submit(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         if not callable(func):
@@ -149,39 +141,35 @@ class ThreadPool(PoolBase):
         future: Future[T] = Future()
         future._result = self      # its owner, while pending: see _wait_in_own_job
         # Run in a copy of the submitter's context, as asyncio.to_thread does.
-        # Most calls have no keyword arguments: one shared empty dict for all
-        # of them keeps a queued job 64 bytes smaller.
-        self._enqueue((future, func, args, kwargs or _NO_KWARGS,
+        self._enqueue((future, func, args, kwargs or NO_KWARGS,
                        copy_context() or EMPTY_CONTEXT))
         return future
 
     def _enqueue(self, job: tuple[Any, ...]) -> None:
         with self._lock:
             if self._closing:
-                # Checked under the lock: close() queues its exit markers under it.
+                # Checked under the lock: close() counts the threads to stop under it.
                 self._check_submit(job[1])
             self._unfinished += 1
-            grow = self._unfinished > self._nthreads and \
-                (self._maxsize is None or self._nthreads < self._maxsize)
+            grow = self._unfinished > self._nworkers and self._nworkers < self._limit
             if grow:
-                self._nthreads += 1
+                self._nworkers += 1
             # Queued under the lock, so that it is ahead of the exit markers
             # that a concurrent close() queues.
             self._jobs.put(job)
         if grow:
-            self._start_thread()
+            self._spawn_worker()
 
     def _call_from_thread(self, func: Callable[..., T], args: tuple[Any, ...],
                           kwargs: dict[str, Any], context: Context) -> T:
         """blocking() from a native thread with no hub: submit, and block that thread."""
         future: Future[T] = Future()
         waker = new_waker()
-        future._callbacks = waker    # not shared with anyone yet: no lock needed
+        future._add(waker)
         job = (future, func, args, kwargs, context)
         try:
-            waker.wait(before=lambda: self._enqueue(job))
-            while future._state < _DONE:
-                waker.wait()
+            self._enqueue(job)
+            waker.wait_for(future.done)
         finally:
             if future._state < _DONE:
                 future._remove(waker)
@@ -196,27 +184,28 @@ class ThreadPool(PoolBase):
 
     submit.__doc__ = PoolBase.submit.__doc__
 
-    def _start_thread(self) -> None:
+    def _spawn_worker(self) -> None:
         """Have the spawner start one worker thread; returns at once.
 
-        The caller has counted it in ``_nthreads`` already.
+        The caller has counted it in ``_nworkers`` already.
         """
         try:
-            start_worker(self)
+            start_thread_soon(self._work, self._next_thread_name(), self._worker_not_started,
+                              self)
         except BaseException:
-            self._thread_not_started()
+            self._worker_not_started()
             raise
 
     def _next_thread_name(self) -> str:
         """Return the name of the next worker thread: ``<pool name>-<n>``."""
         return '%s-%d' % (self._name, next(self._thread_numbers))
 
-    def _thread_not_started(self) -> None:
+    def _worker_not_started(self) -> None:
         """The OS refused a thread: uncount it, and if no thread is left to
         run the queued jobs, fail them rather than leave them pending."""
         with self._lock:
-            self._nthreads -= 1
-            stranded = self._nthreads == 0
+            self._nworkers -= 1
+            stranded = self._nworkers == 0
         if not stranded:
             return
         error = Error('pool %s: cannot start a worker thread' % self._name)
@@ -240,13 +229,18 @@ class ThreadPool(PoolBase):
                 owners.append(job if type(job[0]) is HubChannel else job[0])
 
     def _work(self) -> None:
-        """The loop of one worker thread: run jobs until told to exit."""
+        """The loop of one worker thread: run jobs until told to exit.
+
+        A job counts as unfinished until its done callbacks have run: the
+        thread is busy, so a job submitted meanwhile (by a callback, say)
+        makes the pool grow, and join() waits for them.
+        """
         ident = get_ident()
         jobs = self._jobs
         current = self._current
         lock = self._lock
-        wakers = self._join_wakers.wakers
         outcomes = self._outcomes
+        join_wakers = self._join_wakers
         me = getcurrent()    # this thread's greenlet: its context is the thread's
         current[ident] = None
         self._note_thread()
@@ -255,46 +249,30 @@ class ThreadPool(PoolBase):
             while True:
                 try:
                     # Returns at once while jobs are queued.
-                    job = jobs.get(True, self.idle_timeout if self._nthreads > self._minsize
+                    job = jobs.get(True, self.idle_timeout if self._nworkers > self._minsize
                                    else None)
                 except Empty:
-                    job = self._retire_or_continue()
-                    if job is _CONTINUE:
+                    if not self._retire():
                         continue
+                    job = _RETIRED
                 if job.__class__ is not tuple:
                     retired = self._leave(job)
                     return
-                callbacks = None
                 channel = None
                 if type(job[0]) is HubChannel:
                     current[ident] = job
                     channel = job[0]
+                    callbacks = None
                     state, wake, outcome = _run_blocking_job(job)
-                    current[ident] = None
-                    del job
                 else:
-                    future, func, args, kwargs, context = job
-                    if future._set_running(None):
-                        current[ident] = future
-                        try:
-                            if context is EMPTY_CONTEXT:
-                                # The thread's own context is empty between jobs too.
-                                result = func(*args, **kwargs)
-                            else:
-                                result = context.copy().run(func, *args, **kwargs)
-                        except BaseException as exc:
-                            callbacks = future._settle(_FAILED, exc)
-                        else:
-                            callbacks = future._settle(_DONE, result)
-                            del result      # an idle thread keeps nothing of its last job
-                        current[ident] = None
-                        if me.gr_context is not None:
-                            me.gr_context = None    # what a job set stays with it
+                    future = current[ident] = job[0]
+                    callbacks = run_job(job, None)
                     state = future._state
-                    del future, func, args, kwargs, context, job
-                # The job counts as unfinished until its callbacks have run:
-                # the thread is busy, so a job submitted meanwhile (by a
-                # callback, say) makes the pool grow, and join() waits for them.
+                    del future
+                del job     # an idle thread keeps nothing of its last job
+                current[ident] = None
+                if me.gr_context is not None:
+                    me.gr_context = None    # what a job set stays with it
                 if callbacks:
                     try:
                         _run_callbacks(callbacks)
@@ -308,8 +286,8 @@ class ThreadPool(PoolBase):
                     self._unfinished -= 1
                     outcomes[state] += 1
                     idle = not self._unfinished
-                if idle and wakers:
-                    self._join_wakers.wake_all()
+                if idle and join_wakers:
+                    join_wakers.wake_all()
                 # A blocking() caller's wake-up last, and then straight back
                 # to get(), which lets go of the GIL: the woken hub takes it
                 # at once rather than wait for this thread's bookkeeping.
@@ -318,18 +296,19 @@ class ThreadPool(PoolBase):
                     del channel, wake, outcome
         finally:
             current.pop(ident, None)
-            self._thread_exited(retired)
+            self._worker_exited(retired)
 
-    def _retire_or_continue(self) -> object:
-        """After an idle timeout: return _RETIRED if this thread should exit."""
+    def _retire(self) -> bool:
+        """After an idle timeout: return whether this thread should exit,
+        and if so take it off the pool's count."""
         with self._lock:
             # Enough threads stay for every unfinished job.
-            if self._nthreads > self._minsize and self._unfinished < self._nthreads:
+            if self._nworkers > self._minsize and self._unfinished < self._nworkers:
                 # Leave the count now, so that threads timing out together
                 # do not all leave, minsize ones included.
-                self._nthreads -= 1
-                return _RETIRED
-        return _CONTINUE
+                self._nworkers -= 1
+                return True
+        return False
 
     def _leave(self, marker: object) -> bool:
         """A worker took an exit marker: return True if it has left the count already.
@@ -353,31 +332,33 @@ class ThreadPool(PoolBase):
         running a job stay. The pool starts threads again when work comes.
         """
         with self._lock:
-            count = self._nthreads - self._unfinished
+            count = self._nworkers - self._unfinished
             if count <= 0:
                 return []
             # Leave the count now, so that work submitted from here on starts
             # threads of its own. Queued behind the queued jobs, the markers
             # are taken by threads that have nothing else to do.
-            self._nthreads -= count
+            self._nworkers -= count
             marker = _IdleStop(count)
             for _ in range(count):
                 self._jobs.put(marker)
         with marker.all_taken:
             return marker.native_ids
 
-    def _thread_exited(self, retired: bool = False) -> None:
+    def _worker_exited(self, retired: bool = False) -> None:
         with self._lock:
             if not retired:
-                self._nthreads -= 1
-            last = self._nthreads == 0 and self._closing
+                self._nworkers -= 1
+            last = self._nworkers == 0 and self._closing
         if last:
             self._close_wakers.wake_all()
 
     def _begin_close(self) -> None:
+        # _closing is set: an _enqueue() from now on raises, and one that
+        # checked it before holds the lock until it has counted and queued
+        # its job, ahead of these markers.
         with self._lock:
-            self._closing = True
-            count = self._nthreads
+            count = self._nworkers
         for _ in range(count):
             self._jobs.put(None)
 
@@ -419,14 +400,14 @@ class ThreadPool(PoolBase):
             return False
         with self._lock:
             self._own_waiters += 1
-            stuck = (self._maxsize is not None and self._nthreads >= self._maxsize
-                     and self._own_waiters >= self._nthreads)
+            stuck = (self._nworkers >= self._limit
+                     and self._own_waiters >= self._nworkers)
             if stuck:
                 self._own_waiters -= 1
         if stuck:
             raise RuntimeError('waiting in pool %s for one of its own pending jobs would '
                                'deadlock: all %d threads of the full pool are waiting on '
-                               'it' % (self._name, self._nthreads))
+                               'it' % (self._name, self._nworkers))
         try:
             future._park(timeout)
         finally:
@@ -446,7 +427,7 @@ class ThreadPool(PoolBase):
         current = list(self._current.values())
         running = len(current) - current.count(None)
         outcomes = self._outcomes
-        return PoolStats(self._nthreads, current.count(None), max(self._unfinished - running, 0),
+        return PoolStats(self._nworkers, current.count(None), max(self._unfinished - running, 0),
                          running, outcomes[_DONE], outcomes[_FAILED], outcomes[_CANCELLED])
 
     stats.__doc__ = PoolBase.stats.__doc__
@@ -467,10 +448,10 @@ class ThreadPool(PoolBase):
                                        'completed; it will not complete in the child'
                                        % self._name))
         # Only the waiters of the thread that forked exist in the child.
+        ident = get_ident()
         for wakers in (self._join_wakers, self._close_wakers):
-            wakers.wakers[:] = [waker for waker in wakers.wakers
-                                if isinstance(waker, GreenletWaker)
-                                and waker.hub.thread_ident == get_ident()]
+            wakers.keep_only(lambda waker: isinstance(waker, GreenletWaker)
+                             and waker.hub.thread_ident == ident)
             wakers.wake_all()
 
 

@@ -102,14 +102,8 @@ class _Readiness:
             self.waker = new_waker()
         self.wanted = wanted
         try:
-            while len(ready) < wanted:
-                if deadline is None:
-                    self.waker.wait()
-                    continue
-                remaining = deadline - monotonic()
-                if remaining <= 0 or not self.waker.wait(remaining):
-                    return len(ready) >= wanted
-            return True
+            return self.waker.wait_for(lambda: len(ready) >= wanted,
+                                       None if deadline is None else deadline - monotonic())
         finally:
             self.wanted = 0
 

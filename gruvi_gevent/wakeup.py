@@ -219,7 +219,41 @@ def run_in_hub(hub: Any, func: Callable[..., object], *args: object) -> None:
         hub_channel(hub).call(func, *args)
 
 
-class GreenletWaker:
+class _Parking:
+    """What both kinds of waker share: the one park loop."""
+
+    __slots__ = ()
+
+    def wait(self, timeout: float | None = None,
+             before: Callable[[], object] | None = None) -> bool:
+        raise NotImplementedError
+
+    def wait_for(self, predicate: Callable[[], object], timeout: float | None = None) -> bool:
+        """Park until ``predicate()`` is true, at most *timeout* seconds (None:
+        no limit), as ``threading.Condition.wait_for`` does; return whether it
+        became true. *Switchpoint.*
+
+        The caller makes sure it will be woken whenever the predicate may
+        have changed. Wake-ups that leave it false (spurious, or stale) are
+        waited out; the deadline stays the one set on entry.
+        """
+        if predicate():
+            return True
+        if timeout is None:
+            while True:
+                self.wait()
+                if predicate():
+                    return True
+        deadline = monotonic() + timeout
+        while True:
+            remaining = deadline - monotonic()
+            if remaining <= 0 or not self.wait(remaining):
+                return bool(predicate())
+            if predicate():
+                return True
+
+
+class GreenletWaker(_Parking):
     """Parks one greenlet in a hub thread; may be woken from any thread."""
 
     __slots__ = ('hub',      # the hub of the waiting greenlet's thread
@@ -272,7 +306,7 @@ class GreenletWaker:
             waiter.clear()
 
 
-class ThreadWaker:
+class ThreadWaker(_Parking):
     """Blocks one native thread that runs no hub; may be woken from any thread."""
 
     __slots__ = ('lock',)   # an original OS lock, held while nobody has woken us

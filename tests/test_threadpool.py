@@ -191,12 +191,12 @@ def test_minsize_threads_stay_when_idle_threads_retire_together(pool_factory):
     everyone = threading.Event()
 
     class SlowToLeave(THREAD.quick_class(0.2)):
-        def _thread_exited(self, *args):
+        def _worker_exited(self, *args):
             arrived.append(None)
             if len(arrived) == 3:
                 everyone.set()
             everyone.wait(0.5)
-            super()._thread_exited(*args)
+            super()._worker_exited(*args)
 
     pool = pool_factory(SlowToLeave, 3, minsize=1)
     with Tracker(THREAD).all_running(pool, 3):
