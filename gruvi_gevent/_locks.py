@@ -9,7 +9,7 @@ out locks.
 A :class:`Lock` is an original OS lock (it *is* the lock: held while the lock
 is held) plus a FIFO of parked acquirers. An uncontended ``acquire()`` is one
 non-blocking try of the OS lock; a contended one parks its caller through a
-waker of :mod:`gruvi_gevent.wakeup`: a greenlet parks only itself and its hub
+waker of :mod:`gruvi_gevent._wakeup`: a greenlet parks only itself and its hub
 keeps serving, a native thread (or the hub itself, which cannot park) blocks
 only itself. Every ``release()`` that finds parked acquirers wakes the first;
 a woken acquirer queues itself again *before* it retries, so a release can
@@ -31,7 +31,7 @@ from typing import Any
 from gevent._hub_local import get_hub_if_exists
 from greenlet import getcurrent
 
-from .wakeup import GreenletWaker, ThreadWaker, Waker, _TIMEOUT_MAX, allocate_lock
+from ._wakeup import GreenletWaker, ThreadWaker, Waker, _TIMEOUT_MAX, allocate_lock
 
 __all__ = ['Lock', 'RLock']
 

@@ -34,7 +34,7 @@ from gevent import monkey
 from gevent.hub import MAIN_THREAD_IDENT, Hub
 
 from .future import Future
-from .wakeup import get_ident, run_in_hub
+from ._wakeup import get_ident, run_in_hub
 
 __all__ = ['Popen', 'ThreadPopen']
 

@@ -19,12 +19,12 @@ from gevent import monkey
 from gevent._hub_local import get_hub_if_exists
 from greenlet import getcurrent
 
-from . import exiting
-from .admission import admission_of
+from . import _exiting as exiting
+from ._admission import admission_of
 from .processpool import ProcessPool
-from .spawner import spawner_ident, stop_spawner
+from ._spawner import spawner_ident, stop_spawner
 from .threadpool import ThreadPool, fail_job, threads_alive
-from .wakeup import allocate_lock, get_ident
+from ._wakeup import allocate_lock, get_ident
 
 __all__ = ['get_io_pool', 'get_cpu_pool', 'get_process_pool', 'blocking', 'stop_idle_threads',
            'process_pool_threads']

@@ -27,7 +27,7 @@ from greenlet import getcurrent
 from .blocking import blocking
 from .future import NOTHING_TO_INTERRUPT, Future
 from .pool import PoolBase
-from .wakeup import allocate_lock, get_ident, run_in_hub
+from ._wakeup import allocate_lock, get_ident, run_in_hub
 
 __all__ = ['ExecutorPool', 'EnginePool']
 

@@ -4,7 +4,7 @@ Workers take jobs from a deque; a job costs a couple of greenlet switches, not
 a fresh greenlet (about ten times as much). Every bit of pool state is touched
 on the hub thread that owns the pool only: ``submit()`` from another native
 thread drops the job in an inbox and asks the hub, through the hub's
-wake-up channel (:class:`~gruvi_gevent.wakeup.HubChannel`), to move it to the
+wake-up channel (:class:`~gruvi_gevent._wakeup.HubChannel`), to move it to the
 queue.
 """
 
@@ -26,7 +26,7 @@ from .errors import Cancelled
 from ._job import EMPTY_CONTEXT, NO_KWARGS, Job, run_job
 from .future import _CANCELLED, _DONE, _FAILED, Future, _run_callbacks
 from .pool import PoolBase, PoolStats
-from .wakeup import get_ident, hub_channel, run_in_hub
+from ._wakeup import get_ident, hub_channel, run_in_hub
 
 __all__ = ['FiberPool']
 

@@ -8,7 +8,7 @@ Pools drive it through the producer side (:meth:`Future.set_running`,
 
 Thread-safety: every method may be called from any native thread. State
 changes happen under one module-wide *original* OS lock (never a
-monkey-patched one; see :mod:`gruvi_gevent.wakeup`), shared by all futures so
+monkey-patched one; see :mod:`gruvi_gevent._wakeup`), shared by all futures so
 that a future needs no lock object of its own; callbacks run after the lock
 is released. A pending future with no callbacks is three slots, about 56 bytes.
 
@@ -28,8 +28,8 @@ from zope.interface import implementer
 
 from .errors import Cancelled, Timeout
 from .interfaces import IFuture
-from .logs import log
-from .wakeup import allocate_lock, check_timeout, hub_channel, new_waker, run_in_hub
+from ._logs import log
+from ._wakeup import allocate_lock, check_timeout, hub_channel, new_waker, run_in_hub
 
 __all__ = ['Future']
 

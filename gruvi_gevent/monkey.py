@@ -34,7 +34,7 @@ from gevent import monkey
 from gevent.hub import MAIN_THREAD_IDENT, get_hub
 
 from ._locks import Lock, RLock
-from .wakeup import get_ident
+from ._wakeup import get_ident
 
 __all__ = ['patch_all', 'patch_locks']
 

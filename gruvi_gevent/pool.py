@@ -17,14 +17,14 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from zope.interface import implementer
 
-from . import exiting
-from .backpressure import JobBound
+from . import _exiting as exiting
+from ._backpressure import JobBound
 from .errors import Timeout
 from ._job import EMPTY_CONTEXT, NO_KWARGS, Job
 from .future import Future
 from .interfaces import IPool
-from .logs import log
-from .wakeup import Waker, check_timeout, new_waker
+from ._logs import log
+from ._wakeup import Waker, check_timeout, new_waker
 
 __all__ = ['PoolBase', 'PoolStats', 'EMPTY_CONTEXT']
 
@@ -512,7 +512,7 @@ class PoolBase:
         raise NotImplementedError
 
     def _at_exit(self) -> None:
-        """Called at interpreter shutdown (see :mod:`gruvi_gevent.exiting`).
+        """Called at interpreter shutdown (see :mod:`gruvi_gevent._exiting`).
 
         The default, as ``concurrent.futures`` does: close the pool, so that
         what was submitted runs to completion before the interpreter goes.

@@ -12,7 +12,7 @@ them (see :mod:`gruvi_gevent._processworker` for the messages).
 
 Why not the ``fork`` start method: a forked worker inherits the parent's hub
 and greenlets, and they run in it. Why the processes are started in the
-library's spawner thread (:func:`~gruvi_gevent.spawner.call_in_spawner`):
+library's spawner thread (:func:`~gruvi_gevent._spawner.call_in_spawner`):
 under monkey patching multiprocessing's locks are greenlet locks, and pools
 in two threads starting workers would share them between OS threads, which
 can hang for good. Everything else about a worker happens in its greenlet.
@@ -49,8 +49,8 @@ from .errors import Cancelled, Error
 from .fiberpool import FiberPool
 from .future import Future
 from .pool import PoolBase
-from .spawner import call_in_spawner
-from .wakeup import allocate_lock
+from ._spawner import call_in_spawner
+from ._wakeup import allocate_lock
 
 __all__ = ['ProcessPool', 'WorkerDied', 'RemoteTraceback']
 

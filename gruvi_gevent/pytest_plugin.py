@@ -62,7 +62,7 @@ import pytest
 
 from . import FiberPool, Future, PoolBase, ThreadPool, Timeout
 from .blocking import process_pool_threads
-from .spawner import spawner_ident
+from ._spawner import spawner_ident
 from .testing import CountingProxy, RecordingWaitable, run_in_greenlet
 
 __all__ = ['POOL_CLOSE_TIMEOUT', 'LEAK_GRACE', 'GEVENT_TIMEOUT']

@@ -8,7 +8,7 @@ wake-up of whoever waits on its future.
 
 gevent's pools may only be used on their hub's thread: every worker thread
 is started by one thread of the library's, the spawner (see
-:mod:`gruvi_gevent.spawner`), on its own hub.
+:mod:`gruvi_gevent._spawner`), on its own hub.
 
 No pool thread ever takes a lock that greenlets also take: the pool's lock,
 its queue and the futures' lock are original OS primitives. Under monkey
@@ -30,8 +30,8 @@ from .errors import Error
 from ._job import EMPTY_CONTEXT, NO_KWARGS, run_job
 from .future import _CANCELLED, _DONE, _FAILED, Future, _run_callbacks
 from .pool import PoolBase, PoolStats
-from .spawner import start_thread_soon
-from .wakeup import GreenletWaker, HubChannel, allocate_lock, get_ident, hub_channel, new_waker
+from ._spawner import start_thread_soon
+from ._wakeup import GreenletWaker, HubChannel, allocate_lock, get_ident, hub_channel, new_waker
 
 if TYPE_CHECKING:
     import queue

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from .errors import Timeout
 from .future import Future
 from .interfaces import IWaitable
-from .wakeup import Waker, check_timeout, new_waker
+from ._wakeup import Waker, check_timeout, new_waker
 
 __all__ = ['wait', 'as_completed']
 

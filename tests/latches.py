@@ -17,7 +17,7 @@ from zope.interface import classImplementsOnly, implementer
 
 from gruvi_gevent.interfaces import IWaitable
 from gruvi_gevent.testing import RecordingWaitable
-from gruvi_gevent.wakeup import get_ident
+from gruvi_gevent._wakeup import get_ident
 
 
 class UndeclaredWaitable(RecordingWaitable):

@@ -8,7 +8,7 @@ import gevent
 import pytest
 
 from gruvi_gevent import FiberPool, Future, ThreadPool, blocking, get_cpu_pool, get_io_pool
-from gruvi_gevent.wakeup import get_ident
+from gruvi_gevent._wakeup import get_ident
 
 from pool_helpers import Countdown, TIMEOUT, run_python, ticker
 

@@ -230,17 +230,17 @@ def test_idle_fiber_pool_does_not_keep_gevent_wait_busy():
 SLOW_SPAWNER = '''
     import time
     from gevent import monkey
-    import gruvi_gevent.spawner
+    import gruvi_gevent._spawner
     from gruvi_gevent import ThreadPool
 
     sleep = monkey.get_original('time', 'sleep')
-    real_get_hub = gruvi_gevent.spawner.get_hub
+    real_get_hub = gruvi_gevent._spawner.get_hub
 
     def slow_get_hub():
         sleep(1.0)      # a spawner thread slow to build its hub (a loaded machine)
         return real_get_hub()
 
-    gruvi_gevent.spawner.get_hub = slow_get_hub
+    gruvi_gevent._spawner.get_hub = slow_get_hub
     pool = ThreadPool(2)
     start = time.monotonic()
     future = pool.submit(abs, -1)

@@ -9,7 +9,7 @@ from gevent import GreenletExit, monkey
 from gevent.event import Event
 
 from gruvi_gevent import Cancelled, FiberPool, Future
-from gruvi_gevent.wakeup import get_ident
+from gruvi_gevent._wakeup import get_ident
 
 from pool_helpers import (  # noqa: F401  (fixtures)
     FIBER, TIMEOUT, Tracker, hub_errors, run_python, wait_until)

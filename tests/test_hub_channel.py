@@ -18,7 +18,7 @@ import time
 import gevent
 import pytest
 
-from gruvi_gevent.wakeup import HubChannel, hub_channel
+from gruvi_gevent._wakeup import HubChannel, hub_channel
 
 SCRIPT_TIMEOUT = 50
 DURATION = 8

@@ -26,7 +26,7 @@ from gruvi_gevent.testing import (
     check_raising_callback, check_remove, check_remove_after_ready,
     check_remove_releases, check_wait, check_waitable, run_in_greenlet,
     run_in_native_thread, waitable_of)
-from gruvi_gevent.wakeup import get_ident
+from gruvi_gevent._wakeup import get_ident
 
 from latches import CallsTwice, UndeclaredWaitable
 
@@ -337,7 +337,7 @@ def test_kit_under_monkey_patching():
         from gruvi_gevent import Future
         from gruvi_gevent.testing import (RecordingWaitable, check_waitable,
                                           run_in_native_thread)
-        from gruvi_gevent.wakeup import get_ident
+        from gruvi_gevent._wakeup import get_ident
         assert run_in_native_thread(get_ident).result(10) != get_ident()
         done = lambda future: future.set_result(1)
         check_waitable(Future, done, done, timeout=10, race_rounds=%d)

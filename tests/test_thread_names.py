@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from gruvi_gevent import ThreadPool, blocking
-from gruvi_gevent.threadnames import os_thread_name
+from gruvi_gevent._threadnames import os_thread_name
 
 from pool_helpers import TIMEOUT, Tracker, THREAD, run_python, wait_until
 

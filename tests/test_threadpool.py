@@ -7,7 +7,7 @@ import pytest
 from gevent import GreenletExit
 
 from gruvi_gevent import Cancelled, FiberPool, Future, ThreadPool
-from gruvi_gevent.wakeup import get_ident
+from gruvi_gevent._wakeup import get_ident
 
 from pool_helpers import (  # noqa: F401  (fixtures)
     THREAD, TIMEOUT, Tracker, hub_errors, ticker, wait_until)

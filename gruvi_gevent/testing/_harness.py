@@ -16,7 +16,7 @@ import gevent
 from ..errors import Timeout
 from ..future import Future
 from ..waiting import wait
-from ..wakeup import allocate_lock
+from .._wakeup import allocate_lock
 from .recording import CountingProxy, waitable_of
 
 T = TypeVar('T')

@@ -36,7 +36,7 @@ from ..errors import Timeout
 from ..future import Future
 from ..interfaces import IWaitable
 from ..waiting import as_completed, wait
-from ..wakeup import allocate_lock
+from .._wakeup import allocate_lock
 from ._harness import (
     SHORT_TIMEOUT, Recorder, Scope, expect_not_ready, expect_nothing_live, expect_registered,
     fail, let_hub_run, wait_result)

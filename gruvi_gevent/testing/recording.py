@@ -15,7 +15,7 @@ from zope.interface import implementer
 from ..errors import Timeout
 from ..future import Future
 from ..interfaces import IWaitable
-from ..wakeup import allocate_lock
+from .._wakeup import allocate_lock
 from .running import DEFAULT_TIMEOUT, run_in_native_thread
 
 __all__ = ['RecordingWaitable', 'CountingProxy', 'waitable_of']

@@ -17,7 +17,7 @@ while parked.
 import collections
 
 from .errors import Timeout
-from .wakeup import Waker, allocate_lock, new_waker
+from ._wakeup import Waker, allocate_lock, new_waker
 
 __all__ = ['JobBound']
 

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from gevent._waiter import Waiter
 
-from .wakeup import hub_channel
+from ._wakeup import hub_channel
 
 __all__ = ['Admission', 'admission_of']
 

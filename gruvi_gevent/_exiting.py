@@ -12,7 +12,7 @@ the main one has returned: fiber jobs still queued or running at exit are
 dropped, as gevent drops any greenlet, and a warning on the ``gruvi_gevent``
 logger says how many. Idle pools exit at once.
 
-Last the spawner thread (see :mod:`gruvi_gevent.spawner`) is stopped too,
+Last the spawner thread (see :mod:`gruvi_gevent._spawner`) is stopped too,
 and no new one starts.
 """
 
@@ -21,7 +21,7 @@ import threading
 import weakref
 from typing import Any
 
-from .logs import log
+from ._logs import log
 
 __all__ = ['began', 'register']
 

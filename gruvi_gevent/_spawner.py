@@ -15,7 +15,7 @@ call that is safe from another thread), and this thread's main greenlet calls
 ``spawn()`` on its own hub. The thread runs until :func:`stop_spawner` (a
 raw thread) and is made again, on demand, after that and in a forked child,
 but not once interpreter shutdown has begun: the pools are closed then and
-the spawner stopped (see :mod:`gruvi_gevent.exiting`). Nobody waits for it to
+the spawner stopped (see :mod:`gruvi_gevent._exiting`). Nobody waits for it to
 start: the first pool use queues its request and returns while the thread
 builds its hub.
 """
@@ -32,10 +32,10 @@ from gevent import monkey
 from gevent._waiter import Waiter
 from gevent.hub import get_hub
 
-from . import exiting
-from .logs import log
-from .threadnames import run_named
-from .wakeup import allocate_lock
+from . import _exiting as exiting
+from ._logs import log
+from ._threadnames import run_named
+from ._wakeup import allocate_lock
 
 __all__ = ['start_thread_soon', 'call_in_spawner', 'spawner_ident', 'stop_spawner']
 
