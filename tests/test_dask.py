@@ -51,7 +51,7 @@ def wait_for_event(name):
     return distributed.Event(name).wait(TIMEOUT)
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def dask_client():
     cluster = blocking(distributed.LocalCluster, n_workers=2, threads_per_worker=2,
                        processes=True, host='127.0.0.1', dashboard_address=None,
