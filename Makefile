@@ -44,7 +44,7 @@ test-all: test $(OTHER_PYTHONS:%=test-python%)
 
 # Not phony: make skips pattern rules for phony targets.
 test-python%:
-	python=$$(tools/find-python $*) && $(MAKE) test PYTHON="$$python" VENV=.venv-$*
+	python=$$(tools/find-python $*) && $(MAKE) --no-print-directory test PYTHON="$$python" VENV=.venv-$*
 
 typecheck: $(STAMP)
 	$(MYPY)
