@@ -65,6 +65,18 @@ class JobBound:
             self.taken += 1
             return True
 
+    def _take_free_place(self) -> bool:
+        """Take a place if one is free and nobody waits; the caller holds the lock.
+
+        Raises ``RuntimeError`` when the pool is closed.
+        """
+        if self.closed:
+            raise self._closed_error()
+        if not self.line and self.taken < self.limit:
+            self.taken += 1
+            return True
+        return False
+
     def enter(self, timeout: float | None, what: str = 'submit()') -> None:
         """Take a place, waiting in line while there is none. *Switchpoint.*
 
@@ -72,18 +84,12 @@ class JobBound:
         no limit) passes first, and ``RuntimeError`` when the pool is closed.
         """
         with self.lock:
-            if self.closed:
-                raise self._closed_error()
-            if not self.line and self.taken < self.limit:
-                self.taken += 1
+            if self._take_free_place():
                 return
         ticket = _Ticket(new_waker())
         with self.lock:
             # Checked again: a place may have come free meanwhile.
-            if self.closed:
-                raise self._closed_error()
-            if not self.line and self.taken < self.limit:
-                self.taken += 1
+            if self._take_free_place():
                 return
             self.line.append(ticket)
         try:

@@ -287,8 +287,8 @@ def test_keyboard_interrupt_and_system_exit_reach_the_future_and_the_main_greenl
 
 # Idle workers.
 
-def test_minsize_workers_stay_the_same_greenlets(pool_factory):
-    pool = pool_factory(FIBER.quick_class(0.2), 3, minsize=1)
+def busy_workers(pool, count):
+    """Run *count* jobs at once in *pool*; return the worker greenlets that ran them."""
     tracker = Tracker(FIBER)
     gate = Event()
 
@@ -296,12 +296,17 @@ def test_minsize_workers_stay_the_same_greenlets(pool_factory):
         tracker.gated(gate)(i)
         return gevent.getcurrent()
 
-    futures = [pool.submit(job, i) for i in range(3)]
+    futures = [pool.submit(job, i) for i in range(count)]
     try:
-        assert tracker.wait_started(3)
+        assert tracker.wait_started(count)
     finally:
         gate.set()
-    workers = {future.result(timeout=TIMEOUT) for future in futures}
+    return {future.result(timeout=TIMEOUT) for future in futures}
+
+
+def test_minsize_workers_stay_the_same_greenlets(pool_factory):
+    pool = pool_factory(FIBER.quick_class(0.2), 3, minsize=1)
+    workers = busy_workers(pool, 3)
     assert wait_until(lambda: len(pool) <= 1)
     assert len(pool) == 1
     # The worker that stayed is one of the three, not a replacement.
@@ -314,19 +319,7 @@ def test_work_arriving_as_idle_workers_retire_starts_no_worker(pool_factory):
     # turn of the loop, before the hub has reaped the two: nothing is
     # missing, so no worker may be started in their place.
     pool = pool_factory(FIBER.quick_class(0.05), 3, minsize=1)
-    tracker = Tracker(FIBER)
-    gate = Event()
-
-    def job(i):
-        tracker.gated(gate)(i)
-        return gevent.getcurrent()
-
-    futures = [pool.submit(job, i) for i in range(3)]
-    try:
-        assert tracker.wait_started(3)
-    finally:
-        gate.set()
-    workers = {future.result(timeout=TIMEOUT) for future in futures}
+    workers = busy_workers(pool, 3)
     pool.join()
     gevent.sleep(0)     # the workers park, their idle timers armed
     outcome = []
