@@ -121,7 +121,11 @@ class HubChannel:
 
         A destroyed hub has nobody left to call: the call is dropped.
         """
-        self.pending.append((func, args))
+        self.post((func, args))
+
+    def post(self, call: tuple[Callable[..., object], tuple[Any, ...]]) -> None:
+        """:meth:`call` with the call made already: ``(func, args)``."""
+        self.pending.append(call)
         try:
             self.watcher.send()
         except ValueError:      # 'operation on destroyed loop'
@@ -131,7 +135,7 @@ class HubChannel:
         """Run the pending calls in bounded slices (in the hub)."""
         pending = self.pending
         self.draining = True
-        deadline = monotonic() + sys.getswitchinterval()
+        deadline = None     # taken after the first call: most drains run one
         budget = DRAIN_SLICE
         try:
             while pending:
@@ -141,7 +145,10 @@ class HubChannel:
                 except:  # noqa: E722  # as the loop does for its callbacks
                     self.hub.handle_error(func, *sys.exc_info())
                 budget -= 1
-                if not budget or monotonic() >= deadline:
+                if deadline is None:
+                    if pending:
+                        deadline = monotonic() + sys.getswitchinterval()
+                elif not budget or monotonic() >= deadline:
                     break
             if pending:
                 # The rest in the next loop pass, after timers and IO.

@@ -103,13 +103,26 @@ class ThreadPool(PoolBase):
     worker thread has no one else to give it to); the worker stays. Whoever
     calls ``result()`` gets it re-raised, so an unhandled ``SystemExit`` still
     stops the process there.
+
+    **Scheduling:** on Linux the worker threads run under the ``SCHED_BATCH``
+    policy (keyword-only *sched_batch*, True by default): a worker woken for
+    a job does not preempt the thread that queued it. Under the GIL it could
+    not run before that thread -- a hub on its way to park -- lets go of the
+    GIL anyway, and the preemption costs two context switches per job: a
+    round trip through a worker on the hub's CPU takes a quarter less time.
+    Threads and processes started by a job inherit the policy (it shares
+    the CPU as fairly as the default; only wake-ups differ); pass
+    ``sched_batch=False`` to keep the default policy. Elsewhere it is ignored.
     """
 
     def __init__(self, maxsize: int | None = None, minsize: int = 0,
                  name: str | None = None, *, max_queued: int | None = None,
-                 queue_timeout: float | None = None) -> None:
+                 queue_timeout: float | None = None, sched_batch: bool = True) -> None:
+        if not isinstance(sched_batch, bool):
+            raise TypeError('sched_batch must be a bool, got %r' % (sched_batch,))
         super().__init__(maxsize, minsize, name, max_queued=max_queued,
                          queue_timeout=queue_timeout)
+        self._sched_batch = sched_batch
         self._jobs = SimpleQueue()      # (future, func, args, kwargs, context), or None: exit
         self._outcomes = [0] * (_CANCELLED + 1)   # finished jobs by future state; under _lock
         self._thread_numbers = itertools.count(1)   # numbers the threads (next() is atomic)
@@ -242,6 +255,8 @@ class ThreadPool(PoolBase):
         outcomes = self._outcomes
         join_wakers = self._join_wakers
         me = getcurrent()    # this thread's greenlet: its context is the thread's
+        if self._sched_batch:
+            _use_batch_policy()
         current[ident] = None
         self._note_thread()
         retired = False
@@ -263,7 +278,9 @@ class ThreadPool(PoolBase):
                     current[ident] = job
                     channel = job[0]
                     callbacks = None
-                    state, wake, outcome = _run_blocking_job(job)
+                    state, outcome = _run_blocking_job(job)
+                    channel.post(outcome)
+                    del outcome
                 else:
                     future = current[ident] = job[0]
                     callbacks = run_job(job, None)
@@ -291,9 +308,7 @@ class ThreadPool(PoolBase):
                 # A blocking() caller's wake-up last, and then straight back
                 # to get(), which lets go of the GIL: the woken hub takes it
                 # at once rather than wait for this thread's bookkeeping.
-                if channel is not None:
-                    channel.call(wake, *outcome)
-                    del channel, wake, outcome
+
         finally:
             current.pop(ident, None)
             self._worker_exited(retired)
@@ -455,26 +470,49 @@ class ThreadPool(PoolBase):
             wakers.wake_all()
 
 
+def _use_batch_policy() -> None:
+    """Put the calling thread under ``SCHED_BATCH``, where the OS has it.
+
+    Where it has not, or refuses it, the thread keeps its policy: the batch
+    policy only spares context switches. (A pool's threads are its own:
+    no thread serves two pools, so none needs its policy put back.)
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+
+
 def threads_alive() -> int:
     """Return how many worker threads all pools have (started or starting)."""
     return sum(len(pool) for pool in list(_live_pools))
 
 
-def _run_blocking_job(job: tuple[Any, ...]) -> tuple[int, Callable[..., object], tuple[Any, ...]]:
-    """Run a blocking() job; return how it ended and how to hand its outcome over.
+def _run_blocking_job(job: tuple[Any, ...]) -> tuple[int, tuple[Callable[..., object],
+                                                                tuple[Any, ...]]]:
+    """Run a blocking() job; return how it ended and the call that hands its outcome over.
 
-    That is ``(_DONE, waiter.switch, (result,))`` or ``(_FAILED,
-    waiter.throw, (type, exc, traceback))`` -- with the traceback, which
-    ``greenlet.throw(exc)`` alone would drop. The worker passes the outcome
-    to the hub's channel once its own bookkeeping is done; a caller that has
-    left by then drops it.
+    That is ``(_DONE, (waiter.switch, (result,)))`` or ``(_FAILED,
+    (waiter.throw, (type, exc, traceback)))`` -- with the traceback, which
+    ``greenlet.throw(exc)`` alone would drop. The worker posts the call to
+    the hub's channel once its own bookkeeping is done; a caller that has
+    left by then drops it. An empty context is not entered: the worker's
+    own is empty between jobs too.
     """
     _, context, func, args, kwargs, waiter = job
+    del job
     try:
-        result = context.run(func, *args, **kwargs) if kwargs else context.run(func, *args)
+        if context is EMPTY_CONTEXT:
+            result = func(*args, **kwargs) if kwargs else func(*args)
+        else:
+            result = context.run(func, *args, **kwargs) if kwargs else context.run(func, *args)
     except BaseException as exc:
-        return _FAILED, waiter.throw, (type(exc), exc, exc.__traceback__)
-    return _DONE, waiter.switch, (result,)
+        return _FAILED, (waiter.throw, (type(exc), exc, exc.__traceback__))
+    finally:
+        # A failed job's traceback holds this frame: it must not keep the
+        # user's objects alive after the job.
+        del context, func, args, kwargs
+    return _DONE, (waiter.switch, (result,))
 
 
 def fail_job(owner: Any, error: BaseException) -> None:

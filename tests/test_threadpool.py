@@ -1,12 +1,13 @@
 """What is particular to ThreadPool: OS threads, no cancelling running jobs, waking threads."""
 
+import os
 import threading
 
 import gevent
 import pytest
 from gevent import GreenletExit
 
-from gruvi_gevent import Cancelled, FiberPool, Future, ThreadPool
+from gruvi_gevent import Cancelled, FiberPool, Future, ThreadPool, blocking
 from gruvi_gevent._wakeup import get_ident
 
 from pool_helpers import (  # noqa: F401  (fixtures)
@@ -205,3 +206,23 @@ def test_minsize_threads_stay_when_idle_threads_retire_together(pool_factory):
     assert not everyone.wait(0.5), 'the minsize thread left as well'
     assert len(pool) == 1
     assert pool.submit(add, 1, 2).result(timeout=TIMEOUT) == 3
+
+
+def _policy():
+    return os.sched_getscheduler(0)
+
+
+@pytest.mark.skipif(not hasattr(os, 'SCHED_BATCH'), reason='SCHED_BATCH is a Linux policy')
+def test_workers_run_under_sched_batch_unless_told_not_to(pool_factory):
+    # A worker woken for a job must not preempt the hub that queued it.
+    assert _policy() == os.SCHED_OTHER
+    assert pool_factory(ThreadPool, 1).submit(_policy).result(TIMEOUT) == os.SCHED_BATCH
+    assert blocking(_policy) == os.SCHED_BATCH
+    assert pool_factory(ThreadPool, 1, sched_batch=False).submit(_policy).result(TIMEOUT) \
+        == os.SCHED_OTHER
+    assert _policy() == os.SCHED_OTHER      # the caller's own policy is left alone
+
+
+def test_sched_batch_must_be_a_bool():
+    with pytest.raises(TypeError, match='sched_batch'):
+        ThreadPool(1, sched_batch=1)
