@@ -46,7 +46,8 @@ class Outcome:
     def __init__(self, ours: float, anchor: float | None, unit: str,
                  ours_rounds: list[float] | None = None,
                  anchor_rounds: list[float] | None = None,
-                 note: str = '', details: dict[str, Any] | None = None) -> None:
+                 note: str = '', details: dict[str, Any] | None = None,
+                 measured: bool = True) -> None:
         self.ours = ours
         self.anchor = anchor
         self.unit = unit
@@ -54,6 +55,7 @@ class Outcome:
         self.anchor_rounds = anchor_rounds or ([] if anchor is None else [anchor])
         self.note = note
         self.details = details or {}
+        self.measured = measured    # False: this machine cannot run the case (note says why)
 
     @classmethod
     def from_rounds(cls, ours_seconds: list[float], anchor_seconds: list[float], unit: str,
@@ -162,7 +164,7 @@ class Case:
 
     def passed(self, outcome: Outcome) -> bool:
         """Whether *outcome* meets this case's goal."""
-        if self.goal is None:
+        if self.goal is None or not outcome.measured:
             return True
         if self.goal_on == 'ours':
             return outcome.ours <= self.goal
@@ -193,4 +195,5 @@ class Case:
             'anchor_rounds': outcome.anchor_rounds,
             'median_ratio': outcome.median_ratio(),
             'details': outcome.details,
+            'measured': outcome.measured,
         }
