@@ -1,6 +1,7 @@
 """What is particular to ThreadPool: OS threads, no cancelling running jobs, waking threads."""
 
 import os
+import sys
 import threading
 
 import gevent
@@ -226,3 +227,21 @@ def test_workers_run_under_sched_batch_unless_told_not_to(pool_factory):
 def test_sched_batch_must_be_a_bool():
     with pytest.raises(TypeError, match='sched_batch'):
         ThreadPool(1, sched_batch=1)
+
+
+@pytest.mark.skipif(not hasattr(os, 'SCHED_BATCH'), reason='SCHED_BATCH is a Linux policy')
+def test_a_child_process_inherits_the_policy_unless_it_resets_it(pool_factory):
+    # What the production guide tells a job that starts a process.
+    import subprocess
+    show = [sys.executable, '-c', 'import os; print(os.sched_getscheduler(0))']
+
+    def child_policy(**popen_kwargs):
+        return int(subprocess.run(show, capture_output=True, text=True, check=True,
+                                  timeout=TIMEOUT, **popen_kwargs).stdout)
+
+    def reset():
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+    pool = pool_factory(ThreadPool, 1)
+    assert pool.submit(child_policy).result(TIMEOUT) == os.SCHED_BATCH
+    assert pool.submit(child_policy, preexec_fn=reset).result(TIMEOUT) == os.SCHED_OTHER
