@@ -273,13 +273,14 @@ class ThreadPool(PoolBase):
                 if job.__class__ is not tuple:
                     retired = self._leave(job)
                     return
-                channel = None
                 if type(job[0]) is HubChannel:
                     current[ident] = job
-                    channel = job[0]
                     callbacks = None
                     state, outcome = _run_blocking_job(job)
-                    channel.post(outcome)
+                    # Handed over before the bookkeeping below, which then
+                    # overlaps the hub's wake-up: the woken hub needs the GIL,
+                    # which this thread lets go of in get().
+                    job[0].post(outcome)
                     del outcome
                 else:
                     future = current[ident] = job[0]
@@ -305,10 +306,6 @@ class ThreadPool(PoolBase):
                     idle = not self._unfinished
                 if idle and join_wakers:
                     join_wakers.wake_all()
-                # A blocking() caller's wake-up last, and then straight back
-                # to get(), which lets go of the GIL: the woken hub takes it
-                # at once rather than wait for this thread's bookkeeping.
-
         finally:
             current.pop(ident, None)
             self._worker_exited(retired)
@@ -495,9 +492,8 @@ def _run_blocking_job(job: tuple[Any, ...]) -> tuple[int, tuple[Callable[..., ob
     That is ``(_DONE, (waiter.switch, (result,)))`` or ``(_FAILED,
     (waiter.throw, (type, exc, traceback)))`` -- with the traceback, which
     ``greenlet.throw(exc)`` alone would drop. The worker posts the call to
-    the hub's channel once its own bookkeeping is done; a caller that has
-    left by then drops it. An empty context is not entered: the worker's
-    own is empty between jobs too.
+    the hub's channel; a caller that has left by then drops it. An empty
+    context is not entered: the worker's own is empty between jobs too.
     """
     _, context, func, args, kwargs, waiter = job
     del job
