@@ -74,8 +74,9 @@ class DaskPool(EnginePool):
     every ``client.submit()`` (``resources=``, ``retries=``, ...), with
     ``pure=False`` unless given: every submit is a new task, as with the
     other pools. *maxsize* bounds the tasks the cluster holds at once for
-    this pool (None: no bound). ``close()`` waits for the jobs; the client
-    stays yours.
+    this pool (None: no bound); *max_queued* and *queue_timeout* bound the
+    jobs waiting here, as for any pool. ``close()`` waits for the jobs; the
+    client stays yours.
 
     **Errors:** a task's exception reaches its future with dask's traceback;
     a task that killed its workers fails with dask's ``KilledWorker``. When
@@ -93,7 +94,8 @@ class DaskPool(EnginePool):
     _future_class = _DaskJobFuture
 
     def __init__(self, client: distributed.Client, maxsize: int | None = None,
-                 name: str | None = None, **submit_kwargs: Any) -> None:
+                 name: str | None = None, *, max_queued: int | None = None,
+                 queue_timeout: float | None = None, **submit_kwargs: Any) -> None:
         if monkey.is_module_patched('threading'):
             raise RuntimeError(
                 'DaskPool cannot work in a monkey-patched process: asyncio keeps its '
@@ -103,7 +105,7 @@ class DaskPool(EnginePool):
                 'in an unpatched process, or ProcessPool here')
         if not isinstance(client, distributed.Client):
             raise TypeError('client must be a distributed.Client, got %r' % (client,))
-        super().__init__(maxsize, name)
+        super().__init__(maxsize, name, max_queued=max_queued, queue_timeout=queue_timeout)
         self._client = client
         self._submit_kwargs = {'pure': False, **submit_kwargs}
         # (future, dask future) of tasks done and not yet settled; any thread appends
@@ -159,7 +161,7 @@ class DaskPool(EnginePool):
             else:
                 for (future, _), value in zip(finished, values):
                     future.set_result(value)
-                    self._finished(True)
+                    self._finished(future, True)
             del finished
             for future, task in others:
                 self._settle(future, task)
@@ -184,7 +186,7 @@ class DaskPool(EnginePool):
             else:
                 future.set_result(value)
         finally:
-            self._finished(True)
+            self._finished(future, True)
 
     close = PoolBase.close
 

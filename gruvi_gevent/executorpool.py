@@ -25,8 +25,8 @@ from gevent.hub import get_hub
 from greenlet import getcurrent
 
 from .blocking import blocking
-from .future import NOTHING_TO_INTERRUPT, Future
-from .pool import PoolBase
+from .future import _CANCELLED, _DONE, _FAILED, NOTHING_TO_INTERRUPT, Future
+from .pool import PoolBase, PoolStats
 from ._wakeup import allocate_lock, get_ident, run_in_hub
 
 __all__ = ['ExecutorPool', 'EnginePool']
@@ -81,14 +81,16 @@ class EnginePool(PoolBase):
     #: The class of the futures that submit() returns.
     _future_class: type[_EngineFuture[Any]] = _EngineFuture
 
-    def __init__(self, maxsize: int | None = None, name: str | None = None) -> None:
-        super().__init__(maxsize, 0, name)
+    def __init__(self, maxsize: int | None = None, name: str | None = None, *,
+                 max_queued: int | None = None, queue_timeout: float | None = None) -> None:
+        super().__init__(maxsize, 0, name, max_queued=max_queued, queue_timeout=queue_timeout)
         hub = get_hub()
         self._hub = hub
         self._ident = hub.thread_ident
-        self._lock = allocate_lock()   # guards the two counters
+        self._lock = allocate_lock()   # guards the counters below
         self._inflight = 0        # jobs the engine holds
         self._unfinished = 0      # jobs submitted and not yet completed
+        self._outcomes = [0] * (_CANCELLED + 1)   # completed jobs by future state
         # (future, func, args, kwargs) not yet handed over; any thread appends
         self._queue: collections.deque[tuple[_EngineFuture[Any], Callable[..., Any],
                                              tuple[Any, ...], dict[str, Any]]] = \
@@ -101,6 +103,13 @@ class EnginePool(PoolBase):
         if self._closing or not callable(func):
             self._check_submit(func)
         future: _EngineFuture[T] = self._future_class()
+        bound = self._bound
+        if bound is not None:
+            bound.enter(self._queue_timeout)    # a place among maxsize + max_queued
+            if self._closing:
+                bound.release()
+                raise RuntimeError('pool %s is closed' % self._name)
+            future._add(bound.release)
         with self._lock:
             self._unfinished += 1
         self._queue.append((future, func, args, kwargs))
@@ -118,7 +127,7 @@ class EnginePool(PoolBase):
         while queue and self._inflight < self._limit:
             future, func, args, kwargs = queue.popleft()
             if not future._set_running(NOTHING_TO_INTERRUPT):       # cancelled while it waited
-                self._finished(False)
+                self._finished(future, False)
                 continue
             with self._lock:
                 self._inflight += 1
@@ -126,7 +135,7 @@ class EnginePool(PoolBase):
                 engine = self._engine_submit(func, args, kwargs)
             except BaseException as exc:
                 future.set_exception(exc)
-                self._finished(True)
+                self._finished(future, True)
                 continue
             future.engine = engine
             if future.cancelled():
@@ -143,18 +152,33 @@ class EnginePool(PoolBase):
     def _bridge(self, future: _EngineFuture[Any], engine: Any) -> None:
         raise NotImplementedError
 
-    def _finished(self, handed_over: bool) -> None:
-        """Count one job as completed; call once per job, from any thread."""
+    def _finished(self, future: Future[Any], handed_over: bool) -> None:
+        """Count the job of *future*, settled by now, as completed; call once
+        per job, from any thread."""
         with self._lock:
             if handed_over:
                 self._inflight -= 1
             self._unfinished -= 1
             idle = not self._unfinished
+            self._outcomes[future._state] += 1
         if self._queue and handed_over:
             run_in_hub(self._hub, self._hand_over)
         if idle:
             self._join_wakers.wake_all()
             self._close_wakers.wake_all()
+
+    def stats(self) -> PoolStats:
+        """Return a :class:`~gruvi_gevent.PoolStats` snapshot of the pool, for monitoring.
+
+        The engine's own workers are not the pool's to count: ``workers`` and
+        ``running`` are the jobs the engine holds (some may wait inside it),
+        ``idle`` is 0 and ``queued`` the jobs waiting here for the engine to
+        have room. Takes no lock and never switches; any thread.
+        """
+        inflight = self._inflight
+        outcomes = self._outcomes
+        return PoolStats(inflight, 0, len(self._queue), inflight,
+                         outcomes[_DONE], outcomes[_FAILED], outcomes[_CANCELLED])
 
     def _begin_close(self) -> None:
         pass     # queued jobs are still handed over and run
@@ -177,7 +201,8 @@ class ExecutorPool(EnginePool):
     e.g. a process pool whose worker was killed): the jobs that the broken
     executor held fail with its error, the next submit works. *maxsize*
     bounds the jobs handed to the executor at once (None: no bound);
-    ``len(pool)`` is how many it holds now.
+    ``len(pool)`` is how many it holds now. *max_queued* and
+    *queue_timeout* bound the jobs waiting here, as for any pool.
 
     **Cancellation:** a job still waiting in the pool can always be
     cancelled; once handed over, ``cancel()`` asks the executor and returns
@@ -189,7 +214,8 @@ class ExecutorPool(EnginePool):
     """
 
     def __init__(self, executor_or_factory: ExecutorOrFactory, maxsize: int | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, *, max_queued: int | None = None,
+                 queue_timeout: float | None = None) -> None:
         if isinstance(executor_or_factory, Executor):
             executor, factory = executor_or_factory, None
         elif callable(executor_or_factory):
@@ -197,7 +223,7 @@ class ExecutorPool(EnginePool):
         else:
             raise TypeError('executor_or_factory must be a concurrent.futures.Executor or a '
                             'function returning one, got %r' % (executor_or_factory,))
-        super().__init__(maxsize, name)
+        super().__init__(maxsize, name, max_queued=max_queued, queue_timeout=queue_timeout)
         self._executor: Executor | None = executor
         self._factory = factory
         self._broken = False      # the executor reported BrokenExecutor: replace it
@@ -241,7 +267,7 @@ class ExecutorPool(EnginePool):
                 if isinstance(exc, concurrent.futures.BrokenExecutor):
                     self._broken = True
                 future.set_exception(exc)
-        self._finished(True)
+        self._finished(future, True)
 
     def close(self, timeout: float | None = None) -> bool:
         if not super().close(timeout):

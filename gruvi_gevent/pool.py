@@ -491,7 +491,7 @@ class PoolBase:
         keeps anyway, takes no lock and never switches. It may be called from
         any thread. Each figure is read as it is at that instant, without
         stopping the pool, so figures read together may be a job apart.
-        ``FiberPool``, ``ThreadPool`` and ``ProcessPool`` provide it.
+        Every pool of the library provides it.
         """
         raise NotImplementedError('%s does not keep stats' % type(self).__name__)
 

@@ -159,6 +159,7 @@ class ProcessPool(FiberPool):
     worker; if it raises, the jobs sent to that worker fail with an
     :class:`~gruvi_gevent.Error` whose cause is its exception. After
     *max_tasks_per_child* jobs a worker exits and a fresh one takes over.
+    *max_queued* and *queue_timeout* are as for any pool.
 
     Functions, arguments and results are pickled: with cloudpickle when it is
     installed (lambdas and local functions work), else with the standard
@@ -184,7 +185,8 @@ class ProcessPool(FiberPool):
                  name: str | None = None, *, context: str = 'forkserver',
                  initializer: Callable[..., object] | None = None,
                  initargs: Iterable[Any] = (),
-                 max_tasks_per_child: int | None = None) -> None:
+                 max_tasks_per_child: int | None = None,
+                 max_queued: int | None = None, queue_timeout: float | None = None) -> None:
         if not isinstance(context, str):
             raise TypeError('context must be a str, got %r' % (context,))
         if context == 'fork':
@@ -208,7 +210,8 @@ class ProcessPool(FiberPool):
         self._setup = None if initializer is None else _pickle_setup(initializer, initargs)
         self._max_tasks = max_tasks_per_child
         self._workers: dict[Any, _Worker] = {}   # worker greenlet -> its process
-        super().__init__((os.cpu_count() or 1) if maxsize is None else maxsize, minsize, name)
+        super().__init__((os.cpu_count() or 1) if maxsize is None else maxsize, minsize, name,
+                         max_queued=max_queued, queue_timeout=queue_timeout)
         _live_pools.add(self)
 
     def submit(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:

@@ -29,7 +29,7 @@ import gevent.event
 import gevent.socket
 import pytest
 
-from gruvi_gevent import Cancelled, FiberPool, Future, ThreadPool
+from gruvi_gevent import Cancelled, FiberPool, Future, ThreadPool, Timeout
 from gruvi_gevent.testing import DEFAULT_TIMEOUT as TIMEOUT
 
 
@@ -278,3 +278,30 @@ def check_python(code, timeout=60):
     result = run_python(_WATCHDOG_PRELUDE + textwrap.dedent(code), timeout=timeout)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return result.stdout.split()
+
+
+def square(x):
+    return x * x
+
+
+def check_backpressure_of(pool, gate):
+    """Backpressure of a pool over other processes or an engine (maxsize 1,
+    max_queued 1, a short queue_timeout): a held job and a queued one fill
+    it; a submit() times out, and a submitting greenlet parks until a place
+    frees; stats() counts what waits and what ran."""
+    held = pool.submit(hold, gate.address, 'held')
+    gate.arrive()
+    queued = pool.submit(square, 4)
+    stats = pool.stats()
+    assert (stats.running, stats.queued) == (1, 1), stats
+    with pytest.raises(Timeout):
+        pool.submit(square, 5)
+    later = gevent.spawn(pool.submit, square, 6)
+    gevent.sleep(0)         # runs it until it parks for a place
+    assert not later.ready()
+    gate.release_all()
+    assert (held.result(TIMEOUT), queued.result(TIMEOUT)) == ('held', 16)
+    assert later.get(timeout=TIMEOUT).result(TIMEOUT) == 36
+    pool.join()
+    stats = pool.stats()
+    assert (stats.queued, stats.running, stats.completed, stats.failed) == (0, 0, 3, 0), stats

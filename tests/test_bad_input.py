@@ -186,6 +186,15 @@ CASES = [
      TypeError, 'queue_timeout'),
     ('PoolBase-max-queued-negative', lambda ctx: PoolBase(1, max_queued=-2), ValueError,
      'max_queued'),
+    ('ProcessPool-max-queued-str', lambda ctx: ProcessPool(2, max_queued='1'), TypeError,
+     'max_queued'),
+    ('ExecutorPool-max-queued-without-maxsize',
+     lambda ctx: ExecutorPool(_no_executor, max_queued=1), ValueError, 'max_queued'),
+    ('ExecutorPool-queue-timeout-nan',
+     lambda ctx: ExecutorPool(_no_executor, 1, max_queued=1, queue_timeout=float('nan')),
+     ValueError, 'queue_timeout'),
+    ('ThreadPool-sched-batch-int', lambda ctx: ThreadPool(1, sched_batch=1), TypeError,
+     'sched_batch'),
 
     # submit(), map(), blocking()
     ('FiberPool-submit-none', lambda ctx: ctx.fibers.submit(None), TypeError, 'func'),

@@ -27,7 +27,7 @@ from gruvi_gevent.dask import DaskPool, SchedulerLost
 from gruvi_gevent.interfaces import IPool
 from gruvi_gevent.testing import WaitableConformance
 
-from pool_helpers import TIMEOUT, hold
+from pool_helpers import TIMEOUT, check_backpressure_of, hold
 
 
 def square(x):
@@ -286,3 +286,12 @@ def test_a_lost_scheduler_fails_pending_jobs_within_a_second(cluster, fault_clie
         assert late.done() and isinstance(late.exception(), SchedulerLost)
         assert 'not connected' in str(late.exception())
         gate.release_all()
+
+
+def test_max_queued_holds_submitters_back(dask_client, gate):
+    pool = DaskPool(dask_client, maxsize=1, max_queued=1, queue_timeout=0.2)
+    try:
+        check_backpressure_of(pool, gate)
+    finally:
+        with gevent.Timeout(TIMEOUT):
+            pool.close()

@@ -14,7 +14,7 @@ from zope.interface.verify import verifyObject
 from gruvi_gevent import Cancelled, ExecutorPool, wait
 from gruvi_gevent.interfaces import IPool
 
-from pool_helpers import TIMEOUT
+from pool_helpers import TIMEOUT, check_backpressure_of
 
 
 def square(x):
@@ -130,3 +130,17 @@ def test_a_factory_returning_no_executor_fails_the_job(make_pool):
     pool = make_pool(lambda: 'not an executor')
     error = pool.submit(square, 1).exception(TIMEOUT)
     assert isinstance(error, TypeError) and 'factory' in str(error)
+
+
+def test_max_queued_holds_submitters_back(make_pool, gate):
+    check_backpressure_of(make_pool(concurrent.futures.ThreadPoolExecutor(4), 1, max_queued=1,
+                                    queue_timeout=0.2), gate)
+
+
+def test_stats_count_outcomes_by_how_the_future_ended(make_pool):
+    pool = make_pool(concurrent.futures.ThreadPoolExecutor(2))
+    pool.submit(square, 3)
+    pool.submit(divmod, 1, 0)
+    pool.join()
+    stats = pool.stats()
+    assert (stats.queued, stats.running, stats.completed, stats.failed) == (0, 0, 1, 1), stats

@@ -22,7 +22,7 @@ from gruvi_gevent import Cancelled, Error, ProcessPool, Timeout, get_process_poo
 from gruvi_gevent.interfaces import IPool
 from gruvi_gevent.processpool import RemoteTraceback, WorkerDied
 
-from pool_helpers import TIMEOUT, hold
+from pool_helpers import TIMEOUT, check_backpressure_of, hold
 
 CONTEXTS = ['forkserver', 'spawn']
 
@@ -281,3 +281,7 @@ def test_get_process_pool_is_one_pool():
     assert pool is get_process_pool()
     assert pool.name == 'Process' and pool.maxsize == (os.cpu_count() or 1)
     assert pool.submit(square, 9).result(TIMEOUT) == 81
+
+
+def test_max_queued_holds_submitters_back(make_pool, gate):
+    check_backpressure_of(make_pool(1, max_queued=1, queue_timeout=0.2), gate)

@@ -224,11 +224,6 @@ def test_workers_run_under_sched_batch_unless_told_not_to(pool_factory):
     assert _policy() == os.SCHED_OTHER      # the caller's own policy is left alone
 
 
-def test_sched_batch_must_be_a_bool():
-    with pytest.raises(TypeError, match='sched_batch'):
-        ThreadPool(1, sched_batch=1)
-
-
 @pytest.mark.skipif(not hasattr(os, 'SCHED_BATCH'), reason='SCHED_BATCH is a Linux policy')
 def test_a_child_process_inherits_the_policy_unless_it_resets_it(pool_factory):
     # What the production guide tells a job that starts a process.
