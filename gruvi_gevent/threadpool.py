@@ -275,40 +275,55 @@ class ThreadPool(PoolBase):
                     return
                 if type(job[0]) is HubChannel:
                     current[ident] = job
-                    callbacks = None
                     state, outcome = _run_blocking_job(job)
-                    # Handed over before the bookkeeping below, which then
-                    # overlaps the hub's wake-up: the woken hub needs the GIL,
-                    # which this thread lets go of in get().
+                    # Counted before the caller can resume, the rest after:
+                    # it overlaps the hub's wake-up (the woken hub needs the
+                    # GIL, which this thread lets go of in get()).
+                    with lock:
+                        self._unfinished -= 1
+                        outcomes[state] += 1
+                        idle = not self._unfinished
                     job[0].post(outcome)
-                    del outcome
+                    del job, outcome
+                    current[ident] = None
+                    if me.gr_context is not None:
+                        me.gr_context = None    # what a job set stays with it
                 else:
-                    future = current[ident] = job[0]
-                    callbacks = run_job(job, None)
-                    state = future._state
-                    del future
-                del job     # an idle thread keeps nothing of its last job
-                current[ident] = None
-                if me.gr_context is not None:
-                    me.gr_context = None    # what a job set stays with it
-                if callbacks:
-                    try:
-                        _run_callbacks(callbacks)
-                    except BaseException:
-                        # A KeyboardInterrupt or SystemExit from a callback,
-                        # logged already: this thread has no one to pass it
-                        # to, and must stay to run the queued jobs.
-                        pass
-                    del callbacks
-                with lock:
-                    self._unfinished -= 1
-                    outcomes[state] += 1
-                    idle = not self._unfinished
+                    idle = self._run_future_job(job, ident, me)
+                    del job     # an idle thread keeps nothing of its last job
                 if idle and join_wakers:
                     join_wakers.wake_all()
         finally:
             current.pop(ident, None)
             self._worker_exited(retired)
+
+    def _run_future_job(self, job: tuple[Any, ...], ident: int, me: Any) -> bool:
+        """Run a submit() job in this worker thread (*me* its greenlet); return
+        whether the pool has no unfinished job left.
+
+        The job counts as unfinished until its done callbacks have run.
+        """
+        current = self._current
+        future = current[ident] = job[0]
+        callbacks = run_job(job, None)
+        state = future._state
+        del future, job
+        current[ident] = None
+        if me.gr_context is not None:
+            me.gr_context = None    # what a job set stays with it
+        if callbacks:
+            try:
+                _run_callbacks(callbacks)
+            except BaseException:
+                # A KeyboardInterrupt or SystemExit from a callback, logged
+                # already: this thread has no one to pass it to, and must
+                # stay to run the queued jobs.
+                pass
+            del callbacks
+        with self._lock:
+            self._unfinished -= 1
+            self._outcomes[state] += 1
+            return not self._unfinished
 
     def _retire(self) -> bool:
         """After an idle timeout: return whether this thread should exit,
