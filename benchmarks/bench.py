@@ -329,7 +329,9 @@ def blocking_vs_apply_two_cpus(run: Run) -> Outcome:
 
     Each call wakes the other CPU and then the hub's: what that costs the
     machine (some 30 us a wake-up on a virtual machine whose idle CPUs halt)
-    is the same for both sides, and most of the round trip.
+    is the same for both sides, and most of the round trip. A bare floor
+    with no pool at all measures 0.87-0.93 of apply here, so the goal is
+    parity within the noise: no slower than apply by more than a tenth.
     """
     return _serial_row(run, 2, lambda cpus: (cpus[0], cpus[1]), 'hub on one CPU, pool threads on another')
 
@@ -789,7 +791,7 @@ CASES: list[Case] = [
     Case('blocking-vs-apply', 'gevent.threadpool.ThreadPool(20).apply, one after another',
          blocking_vs_apply, 0.6),
     Case('blocking-vs-apply-two-cpus', 'the same apply() calls, threads placed the same way',
-         blocking_vs_apply_two_cpus, 1.0),
+         blocking_vs_apply_two_cpus, 1.1),
     Case('blocking-vs-apply-unplaced', 'the same apply() calls, threads where the OS puts them',
          blocking_vs_apply_unplaced),
     Case('blocking-100-greenlets-vs-apply', '100 greenlets calling ThreadPool(20).apply',
