@@ -85,6 +85,9 @@ class Admission:
         except BaseException:
             channel.release()
             self.leave(job, enqueue, False)
+            # The exception's traceback holds this frame, and a killed
+            # greenlet keeps its exception: keep nothing of the job.
+            del job, waiter, func, args, kwargs, context
             raise
         channel.release()
         if self.overflow:

@@ -146,8 +146,9 @@ class HubChannel:
                     self.hub.handle_error(func, *sys.exc_info())
                 budget -= 1
                 if deadline is None:
-                    if pending:
-                        deadline = monotonic() + sys.getswitchinterval()
+                    if not pending:
+                        break       # a call posted from now on sends its own wake-up
+                    deadline = monotonic() + sys.getswitchinterval()
                 elif not budget or monotonic() >= deadline:
                     break
             if pending:

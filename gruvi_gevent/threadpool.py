@@ -275,7 +275,8 @@ class ThreadPool(PoolBase):
                     return
                 if type(job[0]) is HubChannel:
                     current[ident] = job
-                    state, outcome = _run_blocking_job(job)
+                    state, value = _run_blocking_job(job)
+                    current[ident] = None
                     # Counted before the caller can resume, the rest after:
                     # it overlaps the hub's wake-up (the woken hub needs the
                     # GIL, which this thread lets go of in get()).
@@ -283,9 +284,10 @@ class ThreadPool(PoolBase):
                         self._unfinished -= 1
                         outcomes[state] += 1
                         idle = not self._unfinished
-                    job[0].post(outcome)
-                    del job, outcome
-                    current[ident] = None
+                    waiter = job[5]
+                    job[0].post((waiter.switch, (value,)) if state == _DONE
+                                else (waiter.throw, value))
+                    del job, value, waiter
                     if me.gr_context is not None:
                         me.gr_context = None    # what a job set stays with it
                 else:
@@ -483,14 +485,18 @@ class ThreadPool(PoolBase):
 
 
 def _use_batch_policy() -> None:
-    """Put the calling thread under ``SCHED_BATCH``, where the OS has it.
+    """Put the calling thread under ``SCHED_BATCH`` if it runs under the default policy.
 
-    Where it has not, or refuses it, the thread keeps its policy: the batch
-    policy only spares context switches. (A pool's threads are its own:
-    no thread serves two pools, so none needs its policy put back.)
+    A thread under any other policy keeps it: a real-time one (the worker
+    would block a real-time hub while it holds the GIL), or an idle or batch
+    one that the process chose. Where the OS has no such policy, or refuses
+    it, nothing changes: the policy only spares context switches. (A pool's
+    threads are its own: no thread serves two pools, so none needs its
+    policy put back.)
     """
     try:
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        if os.sched_getscheduler(0) == os.SCHED_OTHER:
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     except (AttributeError, OSError):
         pass
 
@@ -500,17 +506,18 @@ def threads_alive() -> int:
     return sum(len(pool) for pool in list(_live_pools))
 
 
-def _run_blocking_job(job: tuple[Any, ...]) -> tuple[int, tuple[Callable[..., object],
-                                                                tuple[Any, ...]]]:
-    """Run a blocking() job; return how it ended and the call that hands its outcome over.
+def _run_blocking_job(job: tuple[Any, ...]) -> tuple[int, Any]:
+    """Run a blocking() job; return ``(_DONE, result)`` or ``(_FAILED, (type,
+    exc, traceback))`` -- the traceback too, which ``greenlet.throw(exc)``
+    alone would drop.
 
-    That is ``(_DONE, (waiter.switch, (result,)))`` or ``(_FAILED,
-    (waiter.throw, (type, exc, traceback)))`` -- with the traceback, which
-    ``greenlet.throw(exc)`` alone would drop. The worker posts the call to
-    the hub's channel; a caller that has left by then drops it. An empty
-    context is not entered: the worker's own is empty between jobs too.
+    The worker hands the outcome to the caller's waiter through the hub's
+    channel. A failed job's traceback holds this frame, so it holds neither
+    the waiter (a caller that has left leaves its waiter holding the
+    exception: a cycle) nor the user's objects. An empty context is not
+    entered: the worker's own is empty between jobs too.
     """
-    _, context, func, args, kwargs, waiter = job
+    context, func, args, kwargs = job[1:5]
     del job
     try:
         if context is EMPTY_CONTEXT:
@@ -518,12 +525,10 @@ def _run_blocking_job(job: tuple[Any, ...]) -> tuple[int, tuple[Callable[..., ob
         else:
             result = context.run(func, *args, **kwargs) if kwargs else context.run(func, *args)
     except BaseException as exc:
-        return _FAILED, (waiter.throw, (type(exc), exc, exc.__traceback__))
+        return _FAILED, (type(exc), exc, exc.__traceback__)
     finally:
-        # A failed job's traceback holds this frame: it must not keep the
-        # user's objects alive after the job.
         del context, func, args, kwargs
-    return _DONE, (waiter.switch, (result,))
+    return _DONE, result
 
 
 def fail_job(owner: Any, error: BaseException) -> None:

@@ -9,6 +9,7 @@ or ``wait()`` keeps the job's function, arguments, result or future alive.
 
 import concurrent.futures
 import gc
+import threading
 import traceback
 import weakref
 
@@ -16,6 +17,8 @@ import gevent
 import pytest
 
 from gruvi_gevent import FiberPool, Future, ThreadPool, as_completed, blocking, wait
+
+from pool_helpers import wait_until
 
 TIMEOUT = 10
 
@@ -158,6 +161,33 @@ def test_a_raising_blocking_call_needs_no_collector():
         raise AssertionError('blocking() did not raise')
 
     assert without_gc(one) == 0
+
+
+def test_a_blocking_call_that_fails_after_its_caller_left_needs_no_collector():
+    # The caller is gone, so gevent's Waiter keeps the exception thrown to
+    # it: nothing in the exception's traceback may lead back to that waiter.
+    started, gate = threading.Event(), threading.Event()
+    refs = []
+
+    def job():
+        payload = Payload()
+        refs.append(weakref.ref(payload))
+        started.set()
+        gate.wait(TIMEOUT)
+        raise JobError(payload)
+
+    gc.collect()
+    gc.disable()
+    try:
+        caller = gevent.spawn(blocking, job)
+        gevent.sleep(0)             # the caller queues the job and parks
+        assert started.wait(TIMEOUT)
+        caller.kill()
+        gate.set()
+        # The hub drops the outcome once the worker has handed it over.
+        assert wait_until(lambda: refs[0]() is None, timeout=5)
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize('pool_class', [FiberPool, ThreadPool])

@@ -216,12 +216,30 @@ def _policy():
 @pytest.mark.skipif(not hasattr(os, 'SCHED_BATCH'), reason='SCHED_BATCH is a Linux policy')
 def test_workers_run_under_sched_batch_unless_told_not_to(pool_factory):
     # A worker woken for a job must not preempt the hub that queued it.
-    assert _policy() == os.SCHED_OTHER
-    assert pool_factory(ThreadPool, 1).submit(_policy).result(TIMEOUT) == os.SCHED_BATCH
-    assert blocking(_policy) == os.SCHED_BATCH
+    own = _policy()     # the process's: SCHED_OTHER unless it runs under chrt
+    batch = os.SCHED_BATCH if own == os.SCHED_OTHER else own
+    assert pool_factory(ThreadPool, 1).submit(_policy).result(TIMEOUT) == batch
+    assert blocking(_policy) == batch
     assert pool_factory(ThreadPool, 1, sched_batch=False).submit(_policy).result(TIMEOUT) \
-        == os.SCHED_OTHER
-    assert _policy() == os.SCHED_OTHER      # the caller's own policy is left alone
+        == own
+    assert _policy() == own     # the caller's own policy is left alone
+
+
+@pytest.mark.skipif(not hasattr(os, 'SCHED_IDLE'), reason='SCHED_IDLE is a Linux policy')
+def test_a_thread_under_another_policy_keeps_it():
+    # A real-time or idle policy is the process's choice: a worker keeps it.
+    from gruvi_gevent.threadpool import _use_batch_policy
+    seen = []
+
+    def thread():
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        _use_batch_policy()
+        seen.append(_policy())
+
+    worker = threading.Thread(target=thread)
+    worker.start()
+    worker.join(TIMEOUT)
+    assert seen == [os.SCHED_IDLE]
 
 
 @pytest.mark.skipif(not hasattr(os, 'SCHED_BATCH'), reason='SCHED_BATCH is a Linux policy')
