@@ -160,8 +160,10 @@ class DaskPool(EnginePool):
                 others += finished      # find out task by task
             else:
                 for (future, _), value in zip(finished, values):
-                    future.set_result(value)
-                    self._finished(future, True)
+                    try:
+                        future.set_result(value)
+                    finally:
+                        self._finished(future, True)
             del finished
             for future, task in others:
                 self._settle(future, task)

@@ -27,7 +27,8 @@ from greenlet import getcurrent
 from .blocking import blocking
 from .future import _CANCELLED, _DONE, _FAILED, NOTHING_TO_INTERRUPT, Future
 from .pool import PoolBase, PoolStats
-from ._wakeup import allocate_lock, get_ident, run_in_hub
+from ._job import EMPTY_CONTEXT, Job
+from ._wakeup import allocate_lock, get_ident, hub_channel, run_in_hub
 
 __all__ = ['ExecutorPool', 'EnginePool']
 
@@ -79,7 +80,7 @@ class EnginePool(PoolBase):
     """
 
     #: The class of the futures that submit() returns.
-    _future_class: type[_EngineFuture[Any]] = _EngineFuture
+    _future_class = _EngineFuture
 
     def __init__(self, maxsize: int | None = None, name: str | None = None, *,
                  max_queued: int | None = None, queue_timeout: float | None = None) -> None:
@@ -87,6 +88,7 @@ class EnginePool(PoolBase):
         hub = get_hub()
         self._hub = hub
         self._ident = hub.thread_ident
+        hub_channel(hub)    # made here: submit() and the engine's threads call in
         self._lock = allocate_lock()   # guards the counters below
         self._inflight = 0        # jobs the engine holds
         self._unfinished = 0      # jobs submitted and not yet completed
@@ -102,14 +104,17 @@ class EnginePool(PoolBase):
     def submit(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         if self._closing or not callable(func):
             self._check_submit(func)
+        if self._bound is not None:
+            return self._submit_bounded(func, args, kwargs)
         future: _EngineFuture[T] = self._future_class()
-        bound = self._bound
-        if bound is not None:
-            bound.enter(self._queue_timeout)    # a place among maxsize + max_queued
-            if self._closing:
-                bound.release()
-                raise RuntimeError('pool %s is closed' % self._name)
-            future._add(bound.release)
+        self._enqueue((future, func, args, kwargs, EMPTY_CONTEXT))
+        return future
+
+    def _enqueue(self, job: Job) -> None:
+        """Queue *job* for the engine; from any thread. The engine runs it in
+        a context of its own: the job's is not used."""
+        future, func, args, kwargs, _ = job
+        assert isinstance(future, _EngineFuture)     # made by submit() as _future_class
         with self._lock:
             self._unfinished += 1
         self._queue.append((future, func, args, kwargs))
@@ -117,7 +122,6 @@ class EnginePool(PoolBase):
             self._hand_over()
         else:
             run_in_hub(self._hub, self._hand_over)
-        return future
 
     submit.__doc__ = PoolBase.submit.__doc__
 
@@ -134,8 +138,10 @@ class EnginePool(PoolBase):
             try:
                 engine = self._engine_submit(func, args, kwargs)
             except BaseException as exc:
-                future.set_exception(exc)
-                self._finished(future, True)
+                try:
+                    future.set_exception(exc)
+                finally:
+                    self._finished(future, True)    # whatever its done callbacks raise
                 continue
             future.engine = engine
             if future.cancelled():
@@ -257,17 +263,19 @@ class ExecutorPool(EnginePool):
     def _bridge(self, future: _EngineFuture[Any], engine: 'concurrent.futures.Future[Any]'
                 ) -> None:
         """Copy the engine's outcome to our future. In whatever thread completed it."""
-        if engine.cancelled():
-            future.cancel()
-        else:
-            exc = engine.exception()
-            if exc is None:
-                future.set_result(engine.result())
+        try:
+            if engine.cancelled():
+                Future.cancel(future)   # ours only: the engine's is cancelled already
             else:
-                if isinstance(exc, concurrent.futures.BrokenExecutor):
-                    self._broken = True
-                future.set_exception(exc)
-        self._finished(future, True)
+                exc = engine.exception()
+                if exc is None:
+                    future.set_result(engine.result())
+                else:
+                    if isinstance(exc, concurrent.futures.BrokenExecutor):
+                        self._broken = True
+                    future.set_exception(exc)
+        finally:
+            self._finished(future, True)    # whatever its done callbacks raise
 
     def close(self, timeout: float | None = None) -> bool:
         if not super().close(timeout):

@@ -210,6 +210,9 @@ class PoolBase:
     #: Seconds an idle worker above minsize waits for work before it exits.
     idle_timeout: float = 30.0
 
+    # The class of the futures a bounded submit() makes (see _submit_admitted).
+    _future_class: type[Future[Any]] = Future
+
     def __init__(self, maxsize: int | None = None, minsize: int = 0,
                  name: str | None = None, *, max_queued: int | None = None,
                  queue_timeout: float | None = None) -> None:
@@ -329,7 +332,7 @@ class PoolBase:
             # Closed while the caller waited for the place.
             bound.release()
             raise RuntimeError('pool %s is closed' % self._name)
-        future: Future[T] = Future()
+        future: Future[T] = self._future_class()
         future._result = self      # its owner, while pending: see _wait_in_own_job
         future._add(bound.release)
         try:

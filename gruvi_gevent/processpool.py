@@ -44,7 +44,7 @@ from gevent import GreenletExit, monkey
 from greenlet import getcurrent
 
 from . import _processworker as wire
-from ._job import Job
+from ._job import NO_KWARGS, Job
 from .errors import Cancelled, Error
 from .fiberpool import FiberPool
 from .future import Future
@@ -132,6 +132,16 @@ class _Worker:
             sock.settimeout(None)
 
 
+def _failed(exc: BaseException) -> Future[Any]:
+    """A future failed already with *exc*: a job that never reached the pool.
+
+    (Its traceback dropped by the caller: it would keep the job's arguments.)
+    """
+    future: Future[Any] = Future()
+    future.set_exception(exc)
+    return future
+
+
 def _exit_description(code: int | None) -> str:
     if code is None:
         return 'with an unknown exit code'
@@ -217,16 +227,36 @@ class ProcessPool(FiberPool):
     def submit(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         if self._closing or not callable(func):
             self._check_submit(func)
+        if self._bound is not None:
+            # Takes a place, then packs the job in _submit_admitted().
+            return self._submit_bounded(func, args, kwargs)
         try:
-            message = wire.pack(wire.JOB, wire.job(func, args, kwargs), wire.by_value(func))
-        except Exception as exc:
-            future: Future[T] = Future()
-            future.set_exception(self._pickling_error(func, args, kwargs, exc))
-            return future
+            message = self._pack(func, args, kwargs)
+        except pickle.PicklingError as exc:
+            return _failed(exc.with_traceback(None))
         return super().submit(cast(Callable[..., T], func), message)
 
     submit.__doc__ = PoolBase.submit.__doc__
     _submit_many = PoolBase._submit_many
+
+    def _submit_admitted(self, func: Callable[..., T], args: tuple[Any, ...],
+                         kwargs: dict[str, Any]) -> Future[T]:
+        # submit() and map() of a pool with max_queued, holding a place.
+        try:
+            message = self._pack(func, args, kwargs)
+        except pickle.PicklingError as exc:
+            self._bound.release()     # type: ignore[union-attr]
+            return _failed(exc.with_traceback(None))
+        return super()._submit_admitted(func, (message,), NO_KWARGS)
+
+    def _pack(self, func: Callable[..., Any], args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> list[Any]:
+        """Return the job's message for a worker; raise ``pickle.PicklingError``
+        naming the part that cannot be pickled."""
+        try:
+            return wire.pack(wire.JOB, wire.job(func, args, kwargs), wire.by_value(func))
+        except Exception as exc:
+            raise self._pickling_error(func, args, kwargs, exc) from exc
 
     def _pickling_error(self, func: object, args: tuple[Any, ...], kwargs: dict[str, Any],
                         exc: Exception) -> pickle.PicklingError:

@@ -288,7 +288,7 @@ def check_backpressure_of(pool, gate):
     """Backpressure of a pool over other processes or an engine (maxsize 1,
     max_queued 1, a short queue_timeout): a held job and a queued one fill
     it; a submit() times out, and a submitting greenlet parks until a place
-    frees; stats() counts what waits and what ran."""
+    frees; stats() counts what waits and what ran; map() runs every call."""
     held = pool.submit(hold, gate.address, 'held')
     gate.arrive()
     queued = pool.submit(square, 4)
@@ -305,3 +305,6 @@ def check_backpressure_of(pool, gate):
     pool.join()
     stats = pool.stats()
     assert (stats.queued, stats.running, stats.completed, stats.failed) == (0, 0, 3, 0), stats
+    # map() feeds its calls in as places free up.
+    assert list(pool.map(square, range(6), timeout=TIMEOUT)) == [0, 1, 4, 9, 16, 25]
+    assert pool.stats().completed == 9

@@ -144,3 +144,26 @@ def test_stats_count_outcomes_by_how_the_future_ended(make_pool):
     pool.join()
     stats = pool.stats()
     assert (stats.queued, stats.running, stats.completed, stats.failed) == (0, 0, 1, 1), stats
+
+
+def test_submit_from_a_plain_thread_to_a_pool_whose_hub_never_waited():
+    # A fresh hub in a thread of its own: nothing there has waited yet.
+    results = []
+
+    def other_thread(pool):
+        results.append(pool.submit(square, 3))
+
+    def hub_thread():
+        try:
+            with ExecutorPool(concurrent.futures.ThreadPoolExecutor(1), 1) as pool:
+                submitter = threading.Thread(target=other_thread, args=(pool,))
+                submitter.start()
+                submitter.join(TIMEOUT)
+                results.append(results[0].result(TIMEOUT))
+        finally:
+            gevent.get_hub().destroy(destroy_loop=True)
+
+    thread = threading.Thread(target=hub_thread)
+    thread.start()
+    thread.join(TIMEOUT)
+    assert results[1:] == [9]
