@@ -50,21 +50,32 @@ class Placement:
 
     def __enter__(self) -> 'Placement':
         main = threading.main_thread().native_id
-        for tid in _threads():
-            try:
-                self.saved[tid] = os.sched_getaffinity(tid)
-                os.sched_setaffinity(tid, {self.hub_cpu if tid == main else self.pool_cpu})
-            except ProcessLookupError:      # it exited meanwhile
-                self.saved.pop(tid, None)
+        try:
+            for tid in _threads():
+                try:
+                    cpus = os.sched_getaffinity(tid)
+                    os.sched_setaffinity(tid, {self.hub_cpu if tid == main else self.pool_cpu})
+                except ProcessLookupError:      # it exited meanwhile
+                    continue
+                self.saved[tid] = cpus
+        except BaseException:
+            self._restore(self.saved)
+            raise
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         started = _threads() - set(self.saved)
-        for tid, cpus in self.saved.items():
-            try:
-                os.sched_setaffinity(tid, cpus)
-            except ProcessLookupError:
-                pass
+        everywhere = set().union(*self.saved.values())   # what the threads had
+        self._restore(self.saved)
+        self._restore({tid: everywhere for tid in started})
         if started and exc_info[0] is None:
             raise BenchError('%d thread(s) started while threads were placed: their CPU '
                              'was not chosen' % len(started))
+
+    @staticmethod
+    def _restore(cpus_by_thread: dict[int, set[int]]) -> None:
+        for tid, cpus in cpus_by_thread.items():
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:     # gone, or refused: nothing more to put back
+                pass
