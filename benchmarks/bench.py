@@ -248,13 +248,23 @@ threadpool_vs_executor = per_job(
 
 
 class _ApplyPool:
-    """gevent's ThreadPool(20) for the blocking() rows: made, warmed, and killed once."""
+    """gevent's ThreadPool(20) for the blocking() rows: made, warmed, and killed once.
+
+    *batch*: its thread runs under SCHED_BATCH, as ours do by default.
+    """
+
+    def __init__(self, batch: bool = False) -> None:
+        self.batch = batch
 
     def __enter__(self) -> '_ApplyPool':
         get_io_pool()
         self.pool = gevent.threadpool.ThreadPool(20)
         check('blocking() warm-up', blocking(job, 7), 7)
         check('apply() warm-up', self.pool.apply(job, (7,)), 7)
+        if self.batch:
+            self.pool.apply(os.sched_setscheduler, (0, os.SCHED_BATCH, os.sched_param(0)))
+            # One thread serves one caller; a thread started later would not be batch.
+            check('apply() threads', self.pool.size, 1)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -281,16 +291,17 @@ def _calls_round(call: Call, greenlets: int, per_greenlet: int) -> float:
 
 
 def _blocking_rows(run: Run, greenlets: int, full: int, quick: int,
-                   cpus: tuple[int, int] | None = None) -> Outcome:
+                   cpus: tuple[int, int] | None = None, batch_anchor: bool = False) -> Outcome:
     """Alternating rounds of *greenlets* greenlets calling blocking() vs apply().
 
     *cpus* places the threads (see :mod:`benchmarks.placement`): the hub's
     CPU and the pool threads' CPU, the same for both sides. None leaves them
-    where the OS puts them.
+    where the OS puts them. *batch_anchor* runs gevent's pool thread under
+    SCHED_BATCH, as ours are.
     """
     per_greenlet = run.size(full, quick)
     n = greenlets * per_greenlet
-    with _ApplyPool() as anchor:
+    with _ApplyPool(batch_anchor) as anchor:
         placed = contextlib.nullcontext() if cpus is None else Placement(*cpus)
         with placed:
             ours, theirs = run.alternate(
@@ -301,13 +312,13 @@ def _blocking_rows(run: Run, greenlets: int, full: int, quick: int,
 
 
 def _serial_row(run: Run, cpus_needed: int, place: Callable[[list[int]], tuple[int, int]],
-                note: str) -> Outcome:
+                note: str, batch_anchor: bool = False) -> Outcome:
     cpus = cpus_to_place()
-    if len(cpus) < cpus_needed:
+    if len(cpus) < cpus_needed or batch_anchor and not hasattr(os, 'SCHED_BATCH'):
         return Outcome(0.0, None, 'us/call', measured=False,
-                       note='not measurable here: needs %d CPU(s) to place threads on'
-                       % cpus_needed)
-    outcome = _blocking_rows(run, 1, 3_000, 1_000, place(cpus))
+                       note='not measurable here: needs %d CPU(s) to place threads on%s'
+                       % (cpus_needed, ' and SCHED_BATCH' if batch_anchor else ''))
+    outcome = _blocking_rows(run, 1, 3_000, 1_000, place(cpus), batch_anchor)
     outcome.note = note
     return outcome
 
@@ -322,6 +333,17 @@ def blocking_vs_apply(run: Run) -> Outcome:
     (see :mod:`benchmarks.placement`) is the same for both sides.
     """
     return _serial_row(run, 1, lambda cpus: (cpus[0], cpus[0]), 'hub and pool threads on one CPU')
+
+
+def blocking_vs_apply_batch_anchor(run: Run) -> Outcome:
+    """The same serial calls on one CPU, gevent's pool thread under SCHED_BATCH too.
+
+    Our pool threads run under SCHED_BATCH by default, and gevent's do not:
+    the row above compares the two pools as shipped. Here both sides run
+    under the same policy, so the ratio is what the two pools' code costs.
+    """
+    return _serial_row(run, 1, lambda cpus: (cpus[0], cpus[0]),
+                       'one CPU, both pools under SCHED_BATCH', batch_anchor=True)
 
 
 def blocking_vs_apply_two_cpus(run: Run) -> Outcome:
@@ -790,6 +812,8 @@ CASES: list[Case] = [
          threadpool_vs_executor, 1.5),
     Case('blocking-vs-apply', 'gevent.threadpool.ThreadPool(20).apply, one after another',
          blocking_vs_apply, 0.6),
+    Case('blocking-vs-apply-batch-anchor', 'the same apply() calls, its thread under SCHED_BATCH',
+         blocking_vs_apply_batch_anchor),
     Case('blocking-vs-apply-two-cpus', 'the same apply() calls, threads placed the same way',
          blocking_vs_apply_two_cpus, 1.1),
     Case('blocking-vs-apply-unplaced', 'the same apply() calls, threads where the OS puts them',
