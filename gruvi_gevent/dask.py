@@ -160,13 +160,11 @@ class DaskPool(EnginePool):
                 others += finished      # find out task by task
             else:
                 for (future, _), value in zip(finished, values):
-                    try:
-                        future.set_result(value)
-                    finally:
-                        self._finished(future, True)
+                    _quietly(future.set_result, value)
+                    self._finished(future, True)
             del finished
             for future, task in others:
-                self._settle(future, task)
+                _quietly(self._settle, future, task)
 
     def _settle(self, future: _EngineFuture[Any], task: Any) -> None:
         try:
@@ -191,6 +189,19 @@ class DaskPool(EnginePool):
             self._finished(future, True)
 
     close = PoolBase.close
+
+
+def _quietly(settle: Callable[..., object], *args: Any) -> None:
+    """Settle a job in the result fetcher, an IO-pool thread.
+
+    A ``KeyboardInterrupt`` or ``SystemExit`` that a done callback raised
+    (logged already) has nobody here to go to, and must not leave the other
+    jobs unsettled, nor the fetcher marked busy for good.
+    """
+    try:
+        settle(*args)
+    except BaseException:
+        pass
 
 
 @implementer(IWaitable)

@@ -295,3 +295,17 @@ def test_max_queued_holds_submitters_back(dask_client, gate):
     finally:
         with gevent.Timeout(TIMEOUT):
             pool.close()
+
+
+def interrupt():
+    raise KeyboardInterrupt
+
+
+def test_a_done_callback_raising_keyboardinterrupt_stops_no_later_job(dask_pool, gate):
+    # It is raised in the thread that fetches results, with nobody to take it.
+    held = dask_pool.submit(hold, gate.address, 1)
+    gate.arrive()
+    held.add_done_callback(interrupt)
+    gate.release_all()
+    assert held.result(TIMEOUT) == 1
+    assert dask_pool.submit(square, 4).result(TIMEOUT) == 16
