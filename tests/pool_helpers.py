@@ -229,6 +229,16 @@ def ticker(ticks, enough, count=5):
             enough.set()
 
 
+def assert_hub_ticks(count=5):
+    """Check that the hub serves a ticker greenlet *count* times now: nothing blocks it."""
+    ticks, enough = [], gevent.event.Event()
+    tick = gevent.spawn(ticker, ticks, enough, count)
+    try:
+        assert enough.wait(TIMEOUT)
+    finally:
+        tick.kill()
+
+
 def wait_until(predicate, timeout=TIMEOUT, interval=0.01):
     """Poll *predicate* until it is true (for time-based behaviour only)."""
     deadline = time.monotonic() + timeout

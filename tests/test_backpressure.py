@@ -5,14 +5,13 @@ import threading
 import time
 
 import gevent
-import gevent.event
 import pytest
 
 from gruvi_gevent import FiberPool, Timeout
 from gruvi_gevent.testing import run_in_greenlet, run_in_native_thread
 
 from pool_helpers import (
-    KINDS, TIMEOUT, Tracker, ticker, wait_until)
+    KINDS, TIMEOUT, Tracker, assert_hub_ticks, wait_until)
 
 
 @pytest.fixture(params=KINDS)
@@ -80,12 +79,7 @@ def test_greenlet_submitters_park_in_order(kind, pool_factory):
         gevent.sleep(0)         # runs it until it parks
         assert parked(pool) == len(greenlets)
     # Only the submitters are parked: the hub serves everyone else.
-    ticks, enough = [], gevent.event.Event()
-    tick = gevent.spawn(ticker, ticks, enough)
-    try:
-        assert enough.wait(TIMEOUT)
-    finally:
-        tick.kill()
+    assert_hub_ticks()
     assert not any(g.ready() for g in greenlets)
     # The pool never held more than maxsize + max_queued jobs.
     assert pool.stats().queued + pool.stats().running == 2
@@ -106,12 +100,7 @@ def test_native_thread_submitters_block_only_themselves(kind, pool_factory):
         outcomes.append(run_in_native_thread(pool.submit, order.append, key))
         assert wait_until(lambda: parked(pool) == len(outcomes))
     # The hub keeps serving greenlets while the threads are blocked.
-    ticks, enough = [], gevent.event.Event()
-    tick = gevent.spawn(ticker, ticks, enough)
-    try:
-        assert enough.wait(TIMEOUT)
-    finally:
-        tick.kill()
+    assert_hub_ticks()
     assert not any(outcome.done() for outcome in outcomes)
     gate.set()
     for outcome in outcomes:

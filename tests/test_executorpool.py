@@ -167,3 +167,20 @@ def test_submit_from_a_plain_thread_to_a_pool_whose_hub_never_waited():
     thread.start()
     thread.join(TIMEOUT)
     assert results[1:] == [9]
+
+
+def interrupt():
+    raise KeyboardInterrupt
+
+
+def test_a_done_callback_raising_keyboardinterrupt_still_counts_the_job(make_pool):
+    # It is raised in the executor's thread, out of our bridge; the job must
+    # still count as finished, or join() and close() would wait for ever.
+    pool = make_pool(concurrent.futures.ThreadPoolExecutor(1))
+    gate = threading.Event()
+    future = pool.submit(gate.wait, TIMEOUT)
+    future.add_done_callback(interrupt)
+    gate.set()
+    assert future.result(TIMEOUT) is True
+    assert pool.join(TIMEOUT)
+    assert pool.stats().completed == 1
