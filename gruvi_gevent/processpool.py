@@ -132,6 +132,21 @@ class _Worker:
             sock.settimeout(None)
 
 
+def _stop_unclaimed(started: 'Future[tuple[Any, int]]') -> None:
+    """Stop a worker process whose greenlet was killed while it started.
+
+    Runs where *started* completes: in the spawner thread, which may block.
+    """
+    if started.exception() is not None:
+        return
+    process, fd = started.result()
+    os.close(fd)        # the worker reads EOF and exits
+    process.join(_EXIT_TIMEOUT)
+    if process.exitcode is None:
+        process.kill()
+        process.join(_EXIT_TIMEOUT)
+
+
 def _failed(exc: BaseException) -> Future[Any]:
     """A future failed already with *exc*: a job that never reached the pool.
 
@@ -291,9 +306,7 @@ class ProcessPool(FiberPool):
                     self._log(logging.WARNING, 'cannot start a worker process: %r', exc)
             super()._work()
         finally:
-            worker = self._workers.pop(getcurrent(), None)
-            if worker is not None:
-                self._stop_process(worker)
+            self._drop_worker(getcurrent())
 
     def _execute(self, job: Job, canceller: Callable[[Future[Any]], object] | None,
                  escaping: tuple[type[BaseException], ...] = ()) -> Any:
@@ -331,8 +344,9 @@ class ProcessPool(FiberPool):
             message.clear()
             kind, data, buffers = wire.receive(worker.sock)
         except Cancelled:
-            # cancel() already completed the future; the process is busy with it.
-            self._stop_process(self._workers.pop(current), kill=True)
+            # cancel() already completed the future; the process is busy with it
+            # (or is being stopped already: it died while idle).
+            self._drop_worker(current, kill=True)
             return
         except (EOFError, OSError):
             assert worker is not None     # only sending and receiving raise these
@@ -345,12 +359,18 @@ class ProcessPool(FiberPool):
             return
         except GreenletExit as exc:
             future.set_exception(exc)
-            self._stop_process(self._workers.pop(current), kill=True)
+            self._drop_worker(current, kill=True)     # none if killed as it started
             raise
         self._deliver(future, func, kind, data, buffers)
         worker.tasks += 1
         if self._max_tasks is not None and worker.tasks >= self._max_tasks:
             self._stop_process(self._workers.pop(current))
+
+    def _drop_worker(self, greenlet: Any, kill: bool = False) -> None:
+        """Stop the process of worker *greenlet*, if it has one. *Switchpoint.*"""
+        worker = self._workers.pop(greenlet, None)
+        if worker is not None:
+            self._stop_process(worker, kill)
 
     def _deliver(self, future: Future[Any], func: object, kind: int, data: memoryview,
                  buffers: list[bytearray]) -> None:
@@ -377,7 +397,8 @@ class ProcessPool(FiberPool):
         """Start a worker process (in the spawner thread) and wait for it. *Switchpoint.*
 
         A cancel of the job waiting for it does not stop the start: the
-        process becomes this greenlet's all the same.
+        process becomes this greenlet's all the same. A greenlet killed while
+        it waits leaves the process to be stopped once it has started.
         """
         started: Future[tuple[Any, int]] = Future()
         call_in_spawner(functools.partial(self._launch, started))
@@ -388,6 +409,9 @@ class ProcessPool(FiberPool):
                 if started.cancelled():
                     raise
                 continue
+            except BaseException:
+                started.add_done_callback(_stop_unclaimed, started)
+                raise
             return _Worker(process, fd)
 
     def _launch(self, started: 'Future[tuple[Any, int]]') -> None:

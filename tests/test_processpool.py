@@ -22,7 +22,7 @@ from gruvi_gevent import Cancelled, Error, ProcessPool, Timeout, get_process_poo
 from gruvi_gevent.interfaces import IPool
 from gruvi_gevent.processpool import RemoteTraceback, WorkerDied
 
-from pool_helpers import TIMEOUT, check_backpressure_of, hold
+from pool_helpers import TIMEOUT, check_backpressure_of, hold, wait_until
 
 CONTEXTS = ['forkserver', 'spawn']
 
@@ -285,3 +285,30 @@ def test_get_process_pool_is_one_pool():
 
 def test_max_queued_holds_submitters_back(make_pool, gate):
     check_backpressure_of(make_pool(1, max_queued=1, queue_timeout=0.2), gate)
+
+
+def test_a_worker_killed_while_its_process_starts_leaves_no_process(make_pool):
+    # gevent.killall() on the pool's workers as they wait for the spawner.
+    import psutil
+    me = psutil.Process()
+
+    def processes():
+        # Not multiprocessing's resource tracker: one per process, for its life.
+        pids = set()
+        for process in me.children(recursive=True):
+            try:
+                if 'resource_tracker' not in ' '.join(process.cmdline()):
+                    pids.add(process.pid)
+            except psutil.NoSuchProcess:     # gone meanwhile
+                pass
+        return pids
+
+    before = processes()
+    pool = make_pool(1, context='spawn')    # a child of ours, not of a forkserver
+    pool.submit(abs, -1)
+    gevent.sleep(0)         # the worker greenlet asks the spawner for a process
+    workers = list(pool._group)
+    assert workers
+    gevent.killall(workers, timeout=TIMEOUT)
+    pool.close(TIMEOUT)
+    assert wait_until(lambda: not (processes() - before)), processes() - before
