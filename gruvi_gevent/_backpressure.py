@@ -60,10 +60,7 @@ class JobBound:
     def try_enter(self) -> bool:
         """Take a place if one is free and nobody waits for it; never parks."""
         with self.lock:
-            if self.closed or self.line or self.taken >= self.limit:
-                return False
-            self.taken += 1
-            return True
+            return not self.closed and self._take_free_place()
 
     def _take_free_place(self) -> bool:
         """Take a place if one is free and nobody waits; the caller holds the lock.

@@ -35,12 +35,11 @@ from gevent.hub import get_hub
 from . import _exiting as exiting
 from ._logs import log
 from ._threadnames import run_named
-from ._wakeup import allocate_lock
+from ._wakeup import allocate_lock, get_ident
 
 __all__ = ['start_thread_soon', 'call_in_spawner', 'spawner_ident', 'stop_spawner']
 
 _start_new_thread = monkey.get_original('_thread', 'start_new_thread')
-_get_ident = monkey.get_original('_thread', 'get_ident')
 _get_native_id = monkey.get_original('_thread', 'get_native_id')
 
 # gevent's ThreadPool wants a bound; ours count their threads themselves.
@@ -86,7 +85,7 @@ class _Spawner:
             # Started and ref'd for good: it keeps this thread's loop running.
             watcher = hub.loop.async_()
             watcher.start(waiter.switch, None)
-            self.ident = _get_ident()
+            self.ident = get_ident()
             self.native_id = _get_native_id()
             self.watcher = watcher
         except BaseException as exc:

@@ -232,8 +232,7 @@ class _Parking:
 
     __slots__ = ()
 
-    def wait(self, timeout: float | None = None,
-             before: Callable[[], object] | None = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         raise NotImplementedError
 
     def wait_for(self, predicate: Callable[[], object], timeout: float | None = None) -> bool:
@@ -285,21 +284,16 @@ class GreenletWaker(_Parking):
         """A wake-up that may be spurious; the waiter re-checks its condition."""
         self()
 
-    def wait(self, timeout: float | None = None,
-             before: Callable[[], object] | None = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """Park until woken or until *timeout* passes. Return False on timeout.
 
-        *Switchpoint.* *before*, if given, is called just before parking, with
-        everything else ready: whatever it starts finds the caller's hub about
-        to hand the GIL to other threads, not busy preparing to wait.
+        *Switchpoint.*
         """
         waiter = self.waiter
         if timeout is None:
             channel = self.channel
             channel.hold(self)
             try:
-                if before is not None:
-                    before()
                 waiter.get()
             finally:
                 channel.release(self)
@@ -330,16 +324,12 @@ class ThreadWaker(_Parking):
         except RuntimeError:    # already released: a wake-up is pending
             pass
 
-    def wait(self, timeout: float | None = None,
-             before: Callable[[], object] | None = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """Block until woken or until *timeout* passes. Return False on timeout.
 
-        *before*, if given, is called just before blocking. A *timeout* beyond
-        the longest a lock accepts (``TIMEOUT_MAX``, some 292 years) is cut
-        down to that.
+        A *timeout* beyond the longest a lock accepts (``TIMEOUT_MAX``, some
+        292 years) is cut down to that.
         """
-        if before is not None:
-            before()
         if timeout is None:
             return self.lock.acquire()
         return self.lock.acquire(True, min(timeout, _TIMEOUT_MAX))

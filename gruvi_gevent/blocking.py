@@ -137,7 +137,7 @@ def blocking(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     try:
         admission = hub._gruvi_gevent_admission
     except AttributeError:
-        admission = admission_of(hub, ADMITTED_PER_THREAD * (pool._maxsize or 20), fail_job)
+        admission = admission_of(hub, ADMITTED_PER_THREAD * pool._limit, fail_job)
     return admission.call(pool._enqueue, context, func, args, kwargs)
 
 

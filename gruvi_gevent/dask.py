@@ -147,10 +147,11 @@ class DaskPool(EnginePool):
             batch = []
             while self._done:
                 batch.append(self._done.popleft())
-            finished = [(future, task) for future, task in batch
-                        if task.status == 'finished' and not future.done()]
-            others = [(future, task) for future, task in batch
-                      if (future, task) not in finished]
+            finished: list[tuple[_EngineFuture[Any], Any]] = []
+            others: list[tuple[_EngineFuture[Any], Any]] = []
+            for future, task in batch:
+                ready = task.status == 'finished' and not future.done()
+                (finished if ready else others).append((future, task))
             try:
                 # Not for an empty list: gather() waits for the scheduler even
                 # then, for as long as a lost one takes to give up on.

@@ -214,6 +214,7 @@ class FiberPool(PoolBase):
     def _work(self) -> None:
         worker = getcurrent()
         queue = self._queue
+        join_wakers = self._join_wakers
         while True:
             while queue:
                 try:
@@ -223,8 +224,8 @@ class FiberPool(PoolBase):
                     # SystemExit, raised by the job or by a done callback.
                     if worker.gr_context is not None:
                         worker.gr_context = None    # what a job set stays with it
-                    if not self._unfinished and self._join_wakers:
-                        self._join_wakers.wake_all()
+                    if not self._unfinished and join_wakers:
+                        join_wakers.wake_all()
             if self._closing or not self._park(worker):
                 return
 

@@ -299,13 +299,6 @@ class PoolBase:
         a pending job of its own full pool, when every thread of the pool is
         in such a wait, gets ``RuntimeError`` at once.
 
-        **Re-entrancy:** a ``FiberPool`` job that waits on a job of its own
-        pool that has not started runs it inline, in its own greenlet (as
-        gevent's ``Pool.apply()`` does), so a full pool cannot deadlock on
-        itself. A ``ThreadPool`` thread (a job, or a done callback) waiting on
-        a pending job of its own full pool, when every thread of the pool is
-        in such a wait, gets ``RuntimeError`` at once.
-
         The return value is a :class:`~gruvi_gevent.Future` that captures the
         state and the future result of the asynchronous function call.
 

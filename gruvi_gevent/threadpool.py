@@ -273,42 +273,42 @@ class ThreadPool(PoolBase):
                 if job.__class__ is not tuple:
                     retired = self._leave(job)
                     return
-                if type(job[0]) is HubChannel:
+                channel = job[0] if type(job[0]) is HubChannel else None
+                if channel is not None:
                     current[ident] = job
                     state, value = _run_blocking_job(job)
                     current[ident] = None
-                    # Counted before the caller can resume, the rest after:
-                    # it overlaps the hub's wake-up (the woken hub needs the
-                    # GIL, which this thread lets go of in get()).
-                    with lock:
-                        self._unfinished -= 1
-                        outcomes[state] += 1
-                        idle = not self._unfinished
+                else:
+                    state = self._run_future_job(job, ident, current, me)
+                # After a submit() job's done callbacks; before a blocking()
+                # caller can resume, with the rest after: that overlaps the
+                # hub's wake-up (the woken hub needs the GIL, which this
+                # thread lets go of in get()).
+                with lock:
+                    self._unfinished -= 1
+                    outcomes[state] += 1
+                    idle = not self._unfinished
+                if channel is not None:
                     waiter = job[5]
-                    job[0].post((waiter.switch, (value,)) if state == _DONE
-                                else (waiter.throw, value))
-                    del job, value, waiter
+                    channel.post((waiter.switch, (value,)) if state == _DONE
+                                 else (waiter.throw, value))
+                    del channel, value, waiter
                     if me.gr_context is not None:
                         me.gr_context = None    # what a job set stays with it
-                else:
-                    idle = self._run_future_job(job, ident, me)
-                    del job     # an idle thread keeps nothing of its last job
+                del job     # an idle thread keeps nothing of its last job
                 if idle and join_wakers:
                     join_wakers.wake_all()
         finally:
             current.pop(ident, None)
             self._worker_exited(retired)
 
-    def _run_future_job(self, job: tuple[Any, ...], ident: int, me: Any) -> bool:
-        """Run a submit() job in this worker thread (*me* its greenlet); return
-        whether the pool has no unfinished job left.
-
-        The job counts as unfinished until its done callbacks have run.
-        """
-        current = self._current
+    def _run_future_job(self, job: tuple[Any, ...], ident: int, current: dict[int, Any],
+                        me: Any) -> int:
+        """Run a submit() job and then its done callbacks in this worker thread
+        (*me* its greenlet); return the state its future ended in."""
         future = current[ident] = job[0]
         callbacks = run_job(job, None)
-        state = future._state
+        state: int = future._state
         del future, job
         current[ident] = None
         if me.gr_context is not None:
@@ -322,10 +322,7 @@ class ThreadPool(PoolBase):
                 # stay to run the queued jobs.
                 pass
             del callbacks
-        with self._lock:
-            self._unfinished -= 1
-            self._outcomes[state] += 1
-            return not self._unfinished
+        return state
 
     def _retire(self) -> bool:
         """After an idle timeout: return whether this thread should exit,
@@ -454,17 +451,16 @@ class ThreadPool(PoolBase):
     def stats(self) -> PoolStats:
         # A copy made in C, under the GIL: workers may come and go meanwhile.
         current = list(self._current.values())
-        running = len(current) - current.count(None)
+        idle = current.count(None)
+        running = len(current) - idle
         outcomes = self._outcomes
-        return PoolStats(self._nworkers, current.count(None), max(self._unfinished - running, 0),
+        return PoolStats(self._nworkers, idle, max(self._unfinished - running, 0),
                          running, outcomes[_DONE], outcomes[_FAILED], outcomes[_CANCELLED])
 
     stats.__doc__ = PoolBase.stats.__doc__
 
-    def _is_worker_thread(self) -> bool:
+    def _in_own_job(self) -> bool:
         return get_ident() in self._current
-
-    _in_own_job = _is_worker_thread
 
     def _after_fork_in_child(self) -> None:
         """Fail what the parent's threads held; start over with no threads."""

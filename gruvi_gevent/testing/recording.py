@@ -183,12 +183,14 @@ class _Counting:
         try:
             future.result(timeout)
         except Timeout:
-            with self._lock:
-                self._watchers = [(c, f) for c, f in self._watchers if f is not future]
             # Only a number of seconds times out, so timeout is not None here.
             raise Timeout('%r: %d live registrations expected, %d after %.3g seconds'
                           % (self, count, len(self._live), timeout)  # type: ignore[str-format]
                           ) from None
+        finally:
+            # Also when the waiter is killed: nobody waits on this future now.
+            with self._lock:
+                self._watchers = [(c, f) for c, f in self._watchers if f is not future]
 
 
 def _call_all(registrations: Iterable[_Registration]) -> None:
