@@ -10,7 +10,7 @@ import pytest
 from gruvi_gevent import FiberPool, Future, ThreadPool, blocking, get_cpu_pool, get_io_pool
 from gruvi_gevent._wakeup import get_ident
 
-from pool_helpers import Countdown, TIMEOUT, run_python, ticker
+from pool_helpers import Countdown, TIMEOUT, run_python, ticker, wait_until
 
 MAIN_IDENT = get_ident()
 IO_SIZE = 20
@@ -290,11 +290,11 @@ def test_calls_beyond_the_admission_bound_queue_first_come_first_served():
     callers = [gevent.spawn(caller, i) for i in range(3 * bound)]
     try:
         assert started.wait()
-        gevent.sleep(0.05)  # let every caller reach blocking()
         admission = gevent.get_hub()._gruvi_gevent_admission
-        # Only the bound is in the pool; the rest queue in the hub, in order.
+        # Every caller reaches blocking(): only the bound is in the pool, the
+        # rest queue in the hub, in order.
+        assert wait_until(lambda: len(admission.overflow) == 2 * bound)
         assert pool._unfinished == bound
-        assert len(admission.overflow) == 2 * bound
         queued = [job[-1].greenlet for job in admission.overflow]   # (..., waiter)
         assert queued == callers[bound:]
     finally:
@@ -312,15 +312,14 @@ def test_a_caller_timed_out_beyond_the_admission_bound_withdraws_its_call():
     holders = [gevent.spawn(blocking, hold_until, gate, started, i) for i in range(bound)]
     try:
         assert started.wait()
-        gevent.sleep(0.05)
         admission = gevent.get_hub()._gruvi_gevent_admission
+        assert wait_until(lambda: admission.free == 0)
         with pytest.raises(gevent.Timeout):
             with gevent.Timeout(0.05):
                 blocking(ran.append, 'withdrawn')
         assert not admission.overflow      # the timed-out call will never run
         late = gevent.spawn(blocking, abs, -2)
-        gevent.sleep(0.01)
-        assert len(admission.overflow) == 1
+        assert wait_until(lambda: len(admission.overflow) == 1)
     finally:
         gate.set()
     assert [h.get(timeout=TIMEOUT) for h in holders] == list(range(bound))

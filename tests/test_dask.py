@@ -8,6 +8,7 @@ remains. Tasks that must be caught running report their worker's pid over a
 Unix socket and block until the test releases them (see test_processpool).
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -56,10 +57,26 @@ def dask_client():
     cluster = blocking(distributed.LocalCluster, n_workers=2, threads_per_worker=2,
                        processes=True, host='127.0.0.1', dashboard_address=None,
                        scheduler_kwargs=NO_FIXED_PORT)
-    client = blocking(distributed.Client, cluster)
-    yield client
-    blocking(client.close)
-    blocking(cluster.close)
+    try:
+        client = blocking(distributed.Client, cluster)
+        try:
+            yield client
+        finally:
+            blocking(client.close)
+    finally:
+        blocking(cluster.close)
+
+
+@contextlib.contextmanager
+def closing(pool, gate):
+    """Close *pool* when the block ends, releasing the jobs held on *gate* first
+    (a failed assertion must not leave close() waiting for them)."""
+    try:
+        yield pool
+    finally:
+        gate.release_all()
+        with gevent.Timeout(TIMEOUT):
+            pool.close()
 
 
 @pytest.fixture
@@ -95,16 +112,13 @@ def test_pure_false_runs_every_submit(dask_pool, gate):
 
 
 def test_maxsize_bounds_the_tasks_handed_over(dask_client, gate):
-    pool = DaskPool(dask_client, maxsize=1)
-    try:
+    with closing(DaskPool(dask_client, maxsize=1), gate) as pool:
         first = pool.submit(hold, gate.address, 1)
         second = pool.submit(square, 5)
         gate.arrive()
         assert len(pool) == 1 and not second.running()
         gate.release_all()
         assert (first.result(TIMEOUT), second.result(TIMEOUT)) == (1, 25)
-    finally:
-        pool.close()
 
 
 def test_cancel_and_timeouts(dask_pool, gate):
@@ -177,8 +191,15 @@ class Cluster:
         here = os.path.dirname(os.path.abspath(__file__))
         env = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES='1',
                    PYTHONPATH=os.pathsep.join([here] + sys.path))
-        dask = os.path.join(os.path.dirname(sys.executable), 'dask')
         self.processes = []
+        try:
+            self._start_all(env)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_all(self, env):
+        dask = os.path.join(os.path.dirname(sys.executable), 'dask')
         self.scheduler = self.start(env, [dask, 'scheduler', '--host', '127.0.0.1',
                                           '--port', '0', '--no-dashboard',
                                           '--dashboard-address', '127.0.0.1:0',
@@ -257,7 +278,7 @@ def test_clusters_listen_on_loopback_ports_of_the_os_choosing(dask_client, clust
 
 
 def test_a_worker_killed_mid_task_reruns_the_task(cluster, fault_client, gate):
-    with DaskPool(fault_client) as pool:
+    with closing(DaskPool(fault_client), gate) as pool:
         future = pool.submit(hold, gate.address, 'done')
         first = gate.arrive()
         os.kill(first, signal.SIGKILL)
@@ -274,7 +295,7 @@ def test_a_task_that_kills_its_worker_fails_with_killed_worker(cluster, fault_cl
 
 
 def test_a_lost_scheduler_fails_pending_jobs_within_a_second(cluster, fault_client, gate):
-    with DaskPool(fault_client) as pool:
+    with closing(DaskPool(fault_client), gate) as pool:
         held = pool.submit(hold, gate.address)
         gate.arrive()
         killed = time.monotonic()
@@ -289,12 +310,9 @@ def test_a_lost_scheduler_fails_pending_jobs_within_a_second(cluster, fault_clie
 
 
 def test_max_queued_holds_submitters_back(dask_client, gate):
-    pool = DaskPool(dask_client, maxsize=1, max_queued=1, queue_timeout=0.2)
-    try:
+    with closing(DaskPool(dask_client, maxsize=1, max_queued=1, queue_timeout=0.2),
+                 gate) as pool:
         check_backpressure_of(pool, gate)
-    finally:
-        with gevent.Timeout(TIMEOUT):
-            pool.close()
 
 
 def interrupt():

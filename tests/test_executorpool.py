@@ -14,6 +14,8 @@ from zope.interface.verify import verifyObject
 from gruvi_gevent import Cancelled, ExecutorPool, wait
 from gruvi_gevent.interfaces import IPool
 
+from gruvi_gevent.testing import run_in_native_thread
+
 from pool_helpers import TIMEOUT, check_backpressure_of
 
 
@@ -112,11 +114,8 @@ def test_close_waits_without_blocking_the_hub_and_shuts_the_executor_down(make_p
 def test_submit_from_a_plain_thread(make_pool):
     pool = make_pool(concurrent.futures.ThreadPoolExecutor(1))
     results = []
-    thread = threading.Thread(target=lambda: results.append(
-        pool.submit(square, 6).result(TIMEOUT)))
-    thread.start()
-    while thread.is_alive():
-        gevent.sleep(0.01)       # the hand-over happens in this hub
+    done = run_in_native_thread(lambda: results.append(pool.submit(square, 6).result(TIMEOUT)))
+    done.result(TIMEOUT)    # parks this greenlet: the hand-over happens in this hub
     assert results == [36]
 
 

@@ -77,8 +77,8 @@ class Token:
     """Kept by a pool thread in its thread-local storage, which goes with the thread."""
 
 
-def test_close_returns_once_the_threads_are_gone():
-    pool = ThreadPool(8)
+def test_close_returns_once_the_threads_are_gone(pool_factory):
+    pool = pool_factory(ThreadPool, 8)      # closed at teardown too, if an assertion fails
     local = threading.local()   # not monkey-patched here: storage of each OS thread
 
     def token_after_sleep():

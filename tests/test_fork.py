@@ -390,7 +390,11 @@ def test_gunicorn_preload_master_forks_its_workers_with_no_library_thread(tmp_pa
         replies = [get(port) for _ in range(20)]
     finally:
         server.terminate()
-        _, stderr = server.communicate(timeout=REQUEST_TIMEOUT)
+        try:
+            _, stderr = server.communicate(timeout=REQUEST_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            _, stderr = server.communicate()
         print(stderr)       # shown if the test fails
     assert server.returncode == 0, stderr
     # The workers serve, and blocking() works in them.

@@ -14,7 +14,7 @@ import gevent
 import pytest
 
 from gruvi_gevent._locks import Lock, RLock
-from pool_helpers import TIMEOUT, check_python
+from pool_helpers import TIMEOUT, check_python, wait_until
 
 
 def hold_in_thread(lock):
@@ -76,13 +76,16 @@ def test_a_greenlet_waiting_for_a_thread_parks_only_itself():
 
     tick = gevent.spawn(ticker)
     waiter = gevent.spawn(lock.acquire)
-    while len(ticks) < 20:          # the hub keeps serving while waiter waits
-        gevent.sleep(0.001)
-    assert not waiter.ready()
-    release.set()
-    assert waiter.get(timeout=TIMEOUT) is True
-    tick.kill()
-    thread.join(TIMEOUT)
+    try:
+        assert wait_until(lambda: len(ticks) >= 20)   # the hub serves while waiter waits
+        assert not waiter.ready()
+        release.set()
+        assert waiter.get(timeout=TIMEOUT) is True
+    finally:
+        release.set()
+        tick.kill()
+        waiter.kill()
+        thread.join(TIMEOUT)
     lock.release()
 
 

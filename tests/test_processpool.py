@@ -22,6 +22,8 @@ from gruvi_gevent import Cancelled, Error, ProcessPool, Timeout, get_process_poo
 from gruvi_gevent.interfaces import IPool
 from gruvi_gevent.processpool import RemoteTraceback, WorkerDied
 
+from gruvi_gevent.testing import run_in_native_thread
+
 from pool_helpers import TIMEOUT, check_backpressure_of, hold, wait_until
 
 CONTEXTS = ['forkserver', 'spawn']
@@ -222,12 +224,8 @@ def test_big_arguments_and_results_do_not_freeze_the_hub(make_pool):
 def test_submit_from_a_plain_thread(make_pool):
     pool = make_pool(2)
     results = []
-    thread = threading.Thread(target=lambda: results.append(
-        pool.submit(square, 6).result(TIMEOUT)))
-    thread.start()
-    while thread.is_alive():
-        gevent.sleep(0.01)       # the pool's greenlets run in this hub
-    thread.join()
+    done = run_in_native_thread(lambda: results.append(pool.submit(square, 6).result(TIMEOUT)))
+    done.result(TIMEOUT)    # parks this greenlet: the pool's greenlets run in this hub
     assert results == [36]
 
 

@@ -178,6 +178,7 @@ def test_a_blocking_call_that_fails_after_its_caller_left_needs_no_collector():
 
     gc.collect()
     gc.disable()
+    caller = None
     try:
         caller = gevent.spawn(blocking, job)
         gevent.sleep(0)             # the caller queues the job and parks
@@ -187,6 +188,9 @@ def test_a_blocking_call_that_fails_after_its_caller_left_needs_no_collector():
         # The hub drops the outcome once the worker has handed it over.
         assert wait_until(lambda: refs[0]() is None, timeout=5)
     finally:
+        gate.set()
+        if caller is not None:
+            caller.kill()
         gc.enable()
 
 
